@@ -1,0 +1,32 @@
+"""Connecting to Redis: the configured server, or the embedded one."""
+
+from __future__ import annotations
+
+import asyncio
+
+from redis.asyncio import Redis
+from redis.backoff import ExponentialBackoff
+from redis.exceptions import ConnectionError, TimeoutError
+from redis.retry import Retry
+
+from pipeline.embedded import ensure_server
+from pipeline.settings import Settings
+
+#: Errors after which a command may simply be retried on a new connection.
+CONNECTION_ERRORS: tuple[type[Exception], ...] = (ConnectionError, TimeoutError, OSError)
+
+
+async def connect(settings: Settings) -> Redis:
+    """A client for ``REDIS_URL``, or for the embedded server of ``JOBS_DIR``."""
+    url = settings.redis_url
+    if url is None:
+        url = await asyncio.to_thread(ensure_server, settings.jobs_path)
+    return Redis.from_url(
+        url,
+        decode_responses=True,
+        health_check_interval=30,
+        socket_connect_timeout=5,
+        # Single commands ride out short blips; the runtime's loops handle longer outages.
+        retry=Retry(ExponentialBackoff(cap=2.0, base=0.1), retries=3),
+        retry_on_error=[ConnectionError, TimeoutError],
+    )

@@ -1,0 +1,364 @@
+"""The stream runtime: one consumer of one stage's consumer group.
+
+A :class:`Worker` reads entries of its stage's stream, runs the stage on each job and hands
+the job on. What it guarantees, and how:
+
+* Nothing is lost: an entry is acknowledged only in the same atomic script that records
+  the stage's outcome and queues the next stage (:meth:`JobStore.finish`,
+  :meth:`JobStore.fail`). A crash before that leaves the entry pending.
+* Crashed consumers' entries are reclaimed with XAUTOCLAIM once idle for
+  ``CLAIM_IDLE_SECONDS``; a running job heartbeats its entry (XCLAIM JUSTID) from the event
+  loop while the stage works in a thread, so a long job is never stolen. A consumer is
+  removed from the group only when it has nothing pending.
+* An entry delivered more than ``MAX_DELIVERIES`` times goes to the dead-letter stream and
+  its job fails with the reason; the worker moves on.
+* Lost connections, a restarted server and a missing group (NOGROUP) are survived with
+  backoff; the worker then re-reads its own pending entries first.
+* SIGTERM stops reading and lets the current job finish; a second one exits at once, the
+  entry stays pending and another consumer reclaims it.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import os
+import socket
+import time
+from collections.abc import Awaitable, Callable
+from typing import Any, TypeVar
+
+import msgspec
+from redis.exceptions import ResponseError
+
+from pipeline.connection import CONNECTION_ERRORS
+from pipeline.errors import JobGone, OwnershipLost, PermanentError, TransientError
+from pipeline.logs import job_log
+from pipeline.stage import JobContext, Stage
+from pipeline.store import Delivery, JobStore, Outcome
+from pipeline.types import STAGE_JOB_STATUS, Job, StreamMessage
+
+log = logging.getLogger(__name__)
+
+Entry = tuple[str, dict[str, str] | None]
+T = TypeVar("T")
+
+#: Seconds between progress writes: a stage may report as often as it likes.
+PROGRESS_INTERVAL = 0.5
+
+
+class Backoff:
+    """Exponential backoff with a cap, reset after a success."""
+
+    def __init__(self, base: float = 0.2, cap: float = 10.0) -> None:
+        self.base, self.cap, self.attempt = base, cap, 0
+
+    def reset(self) -> None:
+        self.attempt = 0
+
+    async def sleep(self) -> None:
+        await asyncio.sleep(min(self.cap, self.base * 2**self.attempt))
+        self.attempt += 1
+
+
+def default_consumer_name() -> str:
+    return f"{socket.gethostname()}-{os.getpid()}-{os.urandom(3).hex()}"
+
+
+class Worker:
+    """Consumes one stage's stream until asked to stop."""
+
+    def __init__(self, stage: Stage, store: JobStore, *, group: str | None = None,
+                 consumer: str | None = None) -> None:
+        self.stage = stage
+        self.store = store
+        self.settings = store.settings
+        self.stream = store.keys.stream(stage.name)
+        self.group = group or store.keys.group(stage.name)
+        self.consumer = consumer or self.settings.consumer_name or default_consumer_name()
+        self._stopping = False
+        self._backoff = Backoff()
+        self._group_ready = False
+        self._read_history = True
+        self._last_maintenance = 0.0
+        self.jobs_done = 0
+
+    # -- lifecycle ------------------------------------------------------------------------
+
+    def request_stop(self) -> None:
+        """First call: finish the current job, then stop. Second call: exit at once."""
+        if self._stopping:
+            log.warning("second stop signal: exiting now; the current entry stays pending")
+            os._exit(143)
+        log.info("stop requested: finishing the current job, then exiting")
+        self._stopping = True
+
+    async def run(self) -> None:
+        await asyncio.to_thread(self.stage.setup, self.settings)
+        log.info("%s worker %s ready (group %s)", self.stage.name, self.consumer, self.group)
+        while not self._stopping:
+            try:
+                await self._step()
+                self._backoff.reset()
+            except ResponseError as exc:
+                if not str(exc).startswith("NOGROUP"):
+                    raise
+                log.warning("consumer group %s is missing; creating it again", self.group)
+                self._group_ready = False
+            except CONNECTION_ERRORS as exc:
+                log.warning("Redis unreachable (%s); retrying", exc)
+                self._group_ready = False
+                self._read_history = True
+                await self._backoff.sleep()
+        log.info("%s worker %s stopped after %d jobs", self.stage.name, self.consumer,
+                 self.jobs_done)
+
+    async def _step(self) -> None:
+        if not self._group_ready:
+            await self._ensure_group()
+        entry = await self._next_entry()
+        if entry is not None:
+            await self._handle(*entry)
+        if time.monotonic() - self._last_maintenance > self._maintenance_interval:
+            await self._maintain()
+
+    async def _ensure_group(self) -> None:
+        try:
+            # From id 0: entries queued before any worker of this stage existed count too.
+            await self.store.redis.xgroup_create(self.stream, self.group, id="0", mkstream=True)
+        except ResponseError as exc:
+            if "BUSYGROUP" not in str(exc):
+                raise
+        self._group_ready = True
+
+    # -- reading --------------------------------------------------------------------------
+
+    async def _next_entry(self) -> Entry | None:
+        redis = self.store.redis
+        if self._read_history:
+            # Our own pending entries first (a restart under the same consumer name).
+            reply = await redis.xreadgroup(self.group, self.consumer, {self.stream: "0"},
+                                           count=1)
+            entries = reply[0][1] if reply else []
+            if entries:
+                return entries[0]
+            self._read_history = False
+        claimed = await self._reclaim()
+        if claimed is not None:
+            return claimed
+        if self._stopping:
+            return None
+        reply = await redis.xreadgroup(self.group, self.consumer, {self.stream: ">"}, count=1,
+                                       block=int(self.settings.block_seconds * 1000))
+        return reply[0][1][0] if reply else None
+
+    async def _reclaim(self) -> Entry | None:
+        """One entry of a dead consumer, if any has been idle long enough."""
+        cursor = "0-0"
+        idle_ms = int(self.settings.claim_idle_seconds * 1000)
+        while True:
+            cursor, entries, *_ = await self.store.redis.xautoclaim(
+                self.stream, self.group, self.consumer, idle_ms, start_id=cursor, count=1)
+            if entries:
+                log.info("reclaimed entry %s of a dead consumer", entries[0][0])
+                return entries[0]  # type: ignore[no-any-return]
+            # XAUTOCLAIM scans a bounded part of the pending list per call: follow the cursor.
+            if cursor in ("0-0", b"0-0"):
+                return None
+
+    async def _deliveries(self, entry_id: str) -> int:
+        pending = await self.store.redis.xpending_range(
+            self.stream, self.group, min=entry_id, max=entry_id, count=1)
+        return int(pending[0]["times_delivered"]) if pending else 0
+
+    # -- one entry ------------------------------------------------------------------------
+
+    async def _handle(self, entry_id: str, fields: dict[str, str] | None) -> None:
+        redis = self.store.redis
+        if not fields:  # trimmed or deleted while pending: nothing left to do
+            await redis.xack(self.stream, self.group, entry_id)
+            return
+        try:
+            message = msgspec.convert(fields, StreamMessage, strict=False)
+        except msgspec.ValidationError as exc:
+            await self._dead_letter_malformed(entry_id, fields, str(exc))
+            return
+        d = Delivery(self.stage.name, self.group, self.consumer, entry_id, message.job_id,
+                     message.run)
+        jlog = job_log(log, d.job_id, d.stage)
+        deliveries = await self._deliveries(entry_id)
+        if deliveries > self.settings.max_deliveries:
+            await self._give_up(d, deliveries)
+            return
+        job = await self.store.get(d.job_id)
+        if job is None or job.status.terminal or job.run != d.run:
+            jlog.info("skipped: job is %s", "gone" if job is None else job.status)
+            await self.store.ack(d)
+            return
+        outcome = await self.store.start_stage(d, STAGE_JOB_STATUS[d.stage],
+                                               f"{d.stage} started")
+        if outcome is not Outcome.OK:
+            jlog.info("skipped: %s", outcome)
+            await self.store.ack(d)
+            return
+        jlog.info("started (entry %s, delivery %d)", entry_id, deliveries)
+        await self._process(d, job, jlog)
+
+    async def _process(self, d: Delivery, job: Job, jlog: logging.LoggerAdapter[Any]) -> None:
+        files = self.store.files(d.job_id)
+        lost = asyncio.Event()
+        ctx = JobContext(job=job, files=files, settings=self.settings, log=jlog,
+                         report=self._reporter(d, job, lost))
+        heartbeat = asyncio.create_task(self._heartbeat(d, lost))
+        started = time.monotonic()
+        try:
+            await asyncio.to_thread(self.stage.process, ctx)
+        except (JobGone, OwnershipLost) as exc:
+            jlog.info("stopped: %s", exc)
+            if isinstance(exc, JobGone):
+                await self._commit(lambda: self.store.ack(d))
+                await self._cleanup_if_gone(d)
+            return
+        except PermanentError as exc:
+            jlog.info("failed: %s", exc)
+            await self._commit(lambda: self.store.fail(d, str(exc)))
+            return
+        except Exception as exc:  # noqa: BLE001 - any other failure is retried, then dead-lettered
+            await self._retry_later(d, job, exc, jlog)
+            return
+        finally:
+            heartbeat.cancel()
+        outcome = await self._commit(lambda: self.store.finish(d, job.plan))
+        self.jobs_done += 1
+        jlog.info("finished in %.2fs: %s", time.monotonic() - started, outcome)
+        if outcome is Outcome.GONE:
+            await self._cleanup_if_gone(d)
+
+    async def _retry_later(self, d: Delivery, job: Job, exc: Exception,
+                           jlog: logging.LoggerAdapter[Any]) -> None:
+        if isinstance(exc, TransientError):
+            jlog.warning("transient failure, will retry: %s", exc)
+        else:
+            jlog.exception("attempt failed, will retry")
+        reason = f"{type(exc).__name__}: {exc}" if not isinstance(exc, TransientError) else str(exc)
+        try:
+            await self.store.progress(d, job.plan, 0.0, f"retrying {d.stage}", error=reason)
+        except CONNECTION_ERRORS:
+            pass
+        # The entry stays pending: reading our history again redelivers it and counts it.
+        self._read_history = True
+        await self._backoff.sleep()
+
+    async def _give_up(self, d: Delivery, deliveries: int) -> None:
+        job = await self.store.get(d.job_id)
+        last = job.stages[d.stage].error if job else None
+        reason = (f"{d.stage} gave up after {deliveries - 1} attempts: "
+                  + (last or "the worker died or stalled each time"))
+        job_log(log, d.job_id, d.stage).error("dead-lettered: %s", reason)
+        await self._commit(
+            lambda: self.store.fail(d, reason, dead_letter=True, deliveries=deliveries))
+
+    async def _dead_letter_malformed(self, entry_id: str, fields: dict[str, str],
+                                     error: str) -> None:
+        log.error("malformed entry %s dead-lettered: %s", entry_id, error)
+        async with self.store.redis.pipeline(transaction=True) as tx:
+            tx.xadd(self.store.keys.dead_letters(self.stage.name),
+                    {**fields, "entry_id": entry_id, "reason": f"malformed entry: {error}"})
+            tx.xack(self.stream, self.group, entry_id)
+            await tx.execute()
+
+    async def _cleanup_if_gone(self, d: Delivery) -> None:
+        # The job was deleted while this stage ran: remove what the stage wrote since.
+        if await self.store.get(d.job_id) is None:
+            self.store.files(d.job_id).remove()
+
+    async def _commit(self, op: Callable[[], Awaitable[T]]) -> T:
+        """Run a job's final step, riding out connection loss: the steps are safe to repeat
+        (after a success the entry is acknowledged, so a repeat changes nothing)."""
+        while True:
+            try:
+                return await op()
+            except CONNECTION_ERRORS as exc:
+                log.warning("Redis unreachable while committing (%s); retrying", exc)
+                await self._backoff.sleep()
+
+    # -- while a job runs -----------------------------------------------------------------
+
+    def _reporter(self, d: Delivery, job: Job, lost: asyncio.Event) -> Callable[[float, str | None], None]:
+        loop = asyncio.get_running_loop()
+        last = 0.0
+
+        def report(fraction: float, detail: str | None) -> None:
+            nonlocal last
+            if lost.is_set():
+                raise OwnershipLost(f"entry {d.entry_id} was claimed by another consumer")
+            now = time.monotonic()
+            if now - last < PROGRESS_INTERVAL and fraction < 1.0:
+                return
+            last = now
+            future = asyncio.run_coroutine_threadsafe(
+                self.store.progress(d, job.plan, fraction, detail), loop)
+            try:
+                outcome = future.result(timeout=30)
+            except CONNECTION_ERRORS:
+                return  # progress is best effort; the outcome is committed with retries
+            if outcome is not Outcome.OK:
+                raise JobGone(f"job {d.job_id} is {outcome}")
+
+        return report
+
+    async def _heartbeat(self, d: Delivery, lost: asyncio.Event) -> None:
+        while True:
+            await asyncio.sleep(self.settings.claim_idle_seconds / 4)
+            try:
+                if not await self.store.heartbeat(d):
+                    job_log(log, d.job_id, d.stage).warning(
+                        "entry %s was claimed by another consumer", d.entry_id)
+                    lost.set()
+                    return
+            except CONNECTION_ERRORS:
+                continue
+
+    # -- housekeeping ---------------------------------------------------------------------
+
+    @property
+    def _maintenance_interval(self) -> float:
+        return max(self.settings.claim_idle_seconds / 2, 1.0)
+
+    async def _maintain(self) -> None:
+        self._last_maintenance = time.monotonic()
+        await self._trim()
+        await self._forget_dead_consumers()
+
+    async def _trim(self) -> None:
+        """Drop entries every group has acknowledged and that are older than the retention."""
+        redis = self.store.redis
+        keep_from = stream_id_for(time.time() - self.settings.stream_retention_seconds)
+        for group in await redis.xinfo_groups(self.stream):
+            keep_from = min(keep_from, parse_id(group["last-delivered-id"]))
+            if group["pending"]:
+                summary = await redis.xpending(self.stream, group["name"])
+                keep_from = min(keep_from, parse_id(summary["min"]))
+        await redis.xtrim(self.stream, minid=format_id(keep_from), approximate=False)
+
+    async def _forget_dead_consumers(self) -> None:
+        limit_ms = 1000 * max(3 * self.settings.claim_idle_seconds,
+                              10 * self.settings.block_seconds)
+        for consumer in await self.store.redis.xinfo_consumers(self.stream, self.group):
+            name = consumer["name"]
+            if name != self.consumer and consumer["idle"] > limit_ms:
+                if await self.store.forget_consumer(self.stage.name, self.group, name):
+                    log.info("removed idle consumer %s (nothing pending)", name)
+
+
+def parse_id(entry_id: str) -> tuple[int, int]:
+    ms, _, seq = entry_id.partition("-")
+    return int(ms), int(seq or 0)
+
+
+def format_id(entry_id: tuple[int, int]) -> str:
+    return f"{entry_id[0]}-{entry_id[1]}"
+
+
+def stream_id_for(timestamp: float) -> tuple[int, int]:
+    return max(int(timestamp * 1000), 0), 0

@@ -1,0 +1,294 @@
+"""The job store: one Redis hash per job, changed only by atomic check-and-set scripts.
+
+Every change runs as a Lua script that first checks the job still exists, is not
+completed, failed or cancelled, and belongs to the same run. So a late update from a slow
+or crashed worker never resurrects a deleted or finished job, progress never moves
+backwards, and the transitions that touch streams (hand-over to the next stage, dead
+letters) happen together with the job update and the acknowledgement, or not at all.
+"""
+
+from __future__ import annotations
+
+import enum
+import secrets
+import time
+from collections.abc import Mapping
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from functools import cache
+from importlib import resources
+from typing import Any
+
+import msgspec
+from redis.asyncio import Redis
+from redis.commands.core import AsyncScript
+
+from pipeline.files import JobFiles, valid_job_id
+from pipeline.keys import Keys
+from pipeline.settings import Settings
+from pipeline.types import (
+    STAGE_JOB_STATUS,
+    STAGES,
+    Job,
+    JobOptions,
+    JobStatus,
+    StageName,
+    StageRecord,
+    StageStatus,
+)
+
+# Share of the overall progress each stage accounts for, by typical running time.
+_STAGE_WEIGHT: dict[StageName, float] = {"decode": 5.0, "diarize": 35.0, "transcribe": 60.0}
+_STAGE_FIELDS = tuple(StageRecord.__struct_fields__)
+
+
+class Outcome(enum.StrEnum):
+    """What a job script did, or why it left the job alone."""
+
+    OK = "ok"
+    GONE = "gone"  # deleted or expired
+    TERMINAL = "terminal"  # completed, failed or cancelled
+    STALE = "stale"  # superseded by a newer run, or the stage is no longer running
+    DONE = "done"  # this stage of this run was already recorded as done
+    LOST = "lost"  # the entry belongs to another consumer now
+
+
+@dataclass(frozen=True)
+class Delivery:
+    """One stream entry as delivered to one consumer."""
+
+    stage: StageName
+    group: str
+    consumer: str
+    entry_id: str
+    job_id: str
+    run: int
+
+
+def now_iso() -> str:
+    return datetime.now(UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z")
+
+
+def new_job_id() -> str:
+    """128 random bits: unguessable, so a job id is not a capability anyone can forge."""
+    return secrets.token_hex(16)
+
+
+def overall_progress(plan: tuple[StageName, ...], stage: StageName, fraction: float) -> float:
+    """The job's progress in percent when ``stage`` is ``fraction`` done."""
+    total = sum(_STAGE_WEIGHT[s] for s in plan)
+    before = sum(_STAGE_WEIGHT[s] for s in plan[: plan.index(stage)])
+    return round(100.0 * (before + _STAGE_WEIGHT[stage] * fraction) / total, 1)
+
+
+@cache
+def _lua(name: str) -> str:
+    folder = resources.files("pipeline") / "lua"
+    prelude = (folder / "_job.lua").read_text()
+    return prelude + "\n" + (folder / f"{name}.lua").read_text()
+
+
+class JobStore:
+    """Reads and changes jobs. Safe to share between tasks of one event loop."""
+
+    def __init__(self, redis: Redis, settings: Settings) -> None:
+        self.redis = redis
+        self.settings = settings
+        self.keys = Keys(settings.key_prefix)
+        self._scripts: dict[str, AsyncScript] = {}
+
+    def files(self, job_id: str) -> JobFiles:
+        return JobFiles.of(self.settings.jobs_path, job_id)
+
+    async def _run(self, name: str, keys: list[str], args: list[Any]) -> Any:
+        script = self._scripts.get(name)
+        if script is None:
+            script = self._scripts[name] = self.redis.register_script(_lua(name))
+        return await script(keys=keys, args=args)
+
+    # -- clients' side --------------------------------------------------------------------
+
+    async def create(
+        self,
+        job_id: str,
+        options: JobOptions,
+        *,
+        input_name: str | None = None,
+        owner: str | None = None,
+        idempotency_key: str | None = None,
+    ) -> tuple[str, bool]:
+        """Store a new job and queue it for its first stage, in one atomic step.
+
+        Returns ``(job_id, True)``, or ``(existing_id, False)`` when ``idempotency_key``
+        was used before by the same owner and that job still exists.
+        """
+        plan = options.plan()
+        now = now_iso()
+        fields: dict[str, str] = {
+            "id": job_id,
+            "status": JobStatus.QUEUED,
+            "progress": "0",
+            "stage_detail": f"queued for {plan[0]}",
+            "created_at": now,
+            "updated_at": now,
+            "options": msgspec.json.encode(options).decode(),
+            "plan": msgspec.json.encode(plan).decode(),
+            "run": "1",
+            f"{plan[0]}.status": StageStatus.QUEUED,
+        }
+        for stage in STAGES:
+            if stage not in plan:
+                fields[f"{stage}.status"] = StageStatus.SKIPPED
+        if input_name is not None:
+            fields["input_name"] = input_name
+        if owner is not None:
+            fields["owner"] = owner
+        idem_key = self.keys.idempotency(owner or "", idempotency_key or "")
+        args: list[Any] = [job_id, self.settings.job_ttl_seconds, int(time.time() * 1000),
+                           "1" if idempotency_key else "0", 1]
+        for key, value in fields.items():
+            args += [key, value]
+        keys = [self.keys.job(job_id), self.keys.stream(plan[0]), self.keys.jobs_index, idem_key]
+        for _ in range(2):
+            created, existing = await self._run("create", keys, args)
+            if created or await self.redis.exists(self.keys.job(existing)):
+                return existing, bool(created)
+            # The key outlived its job (deleted by a client): the key is free again.
+            await self.redis.delete(idem_key)
+        raise RuntimeError("idempotency key kept pointing at a deleted job")
+
+    async def get(self, job_id: str) -> Job | None:
+        if not valid_job_id(job_id):
+            return None
+        raw = await self.redis.hgetall(self.keys.job(job_id))
+        return _parse_job(raw) if raw else None
+
+    async def list(
+        self,
+        *,
+        status: JobStatus | None = None,
+        owner: str | None = None,
+        before: float | None = None,
+        limit: int = 50,
+    ) -> tuple[list[Job], float | None]:
+        """Jobs newest first, created strictly before the ``before`` cursor (ms).
+
+        Returns the page and the cursor of the next page (None at the end).
+        """
+        jobs: list[Job] = []
+        cursor = before
+        batch = max(limit * 2, 100)
+        while len(jobs) < limit:
+            top = f"({cursor}" if cursor is not None else "+inf"
+            page = await self.redis.zrange(self.keys.jobs_index, top, "-inf", desc=True,
+                                           byscore=True, offset=0, num=batch, withscores=True)
+            if not page:
+                return jobs, None
+            for job_id, score in page:
+                cursor = score
+                job = await self.get(job_id)
+                if job is None:
+                    continue
+                if (status is None or job.status == status) and (owner is None or job.owner == owner):
+                    jobs.append(job)
+                    if len(jobs) == limit:
+                        break
+        return jobs, cursor
+
+    async def cancel(self, job_id: str) -> Outcome:
+        keys = [self.keys.job(job_id), self.keys.events(job_id)]
+        return Outcome(await self._run("cancel", keys, [now_iso()]))
+
+    async def delete(self, job_id: str) -> bool:
+        """Cancel the job wherever it is, then remove its hash, index entry and files.
+
+        A stage still working on it finds it gone at its next progress report and stops;
+        whatever such a stage writes after this is removed by the runtime (see
+        :meth:`pipeline.runtime.Worker`), so nothing of the job is left behind.
+        """
+        if not valid_job_id(job_id):
+            return False
+        await self.cancel(job_id)
+        async with self.redis.pipeline(transaction=True) as tx:
+            tx.delete(self.keys.job(job_id))
+            tx.zrem(self.keys.jobs_index, job_id)
+            tx.publish(self.keys.events(job_id), "deleted")
+            removed, *_ = await tx.execute()
+        self.files(job_id).remove()
+        return bool(removed)
+
+    # -- workers' side --------------------------------------------------------------------
+
+    async def start_stage(self, d: Delivery, job_status: JobStatus, detail: str) -> Outcome:
+        keys = [self.keys.job(d.job_id), self.keys.events(d.job_id)]
+        args = [d.stage, d.run, d.consumer, now_iso(), job_status, detail]
+        return Outcome(await self._run("start", keys, args))
+
+    async def progress(self, d: Delivery, plan: tuple[StageName, ...], fraction: float,
+                       detail: str | None, *, error: str | None = None) -> Outcome:
+        """Record progress; ``error`` notes why an attempt failed (it will be retried)."""
+        keys = [self.keys.job(d.job_id), self.keys.events(d.job_id)]
+        args = [d.stage, d.run, round(100.0 * fraction, 1),
+                overall_progress(plan, d.stage, fraction), detail or "", now_iso(),
+                error or ""]
+        return Outcome(await self._run("progress", keys, args))
+
+    async def finish(self, d: Delivery, plan: tuple[StageName, ...]) -> Outcome:
+        """Record the stage as done, queue the next stage of ``plan`` (or complete the
+        job) and acknowledge the entry, atomically."""
+        position = plan.index(d.stage)
+        nxt = plan[position + 1] if position + 1 < len(plan) else None
+        keys = [self.keys.job(d.job_id), self.keys.events(d.job_id),
+                self.keys.stream(d.stage), self.keys.stream(nxt or d.stage)]
+        args = [d.group, d.consumer, d.entry_id, d.stage, d.run, now_iso(), nxt or "",
+                STAGE_JOB_STATUS[nxt] if nxt else "",
+                overall_progress(plan, d.stage, 1.0),
+                str(self.files(d.job_id).result(d.run)) if nxt is None else ""]
+        return Outcome(await self._run("finish", keys, args))
+
+    async def fail(self, d: Delivery, reason: str, *, dead_letter: bool = False,
+                   deliveries: int = 0) -> Outcome:
+        """Fail the job with ``reason`` and acknowledge the entry; with ``dead_letter``,
+        first copy the entry to the stage's dead-letter stream."""
+        keys = [self.keys.job(d.job_id), self.keys.events(d.job_id),
+                self.keys.stream(d.stage), self.keys.dead_letters(d.stage)]
+        args = [d.group, d.consumer, d.entry_id, d.stage, d.run, now_iso(), reason,
+                "1" if dead_letter else "0", deliveries, d.job_id]
+        return Outcome(await self._run("fail", keys, args))
+
+    async def ack(self, d: Delivery) -> None:
+        """Acknowledge an entry that needs no work (its job is gone, finished or stale)."""
+        await self.redis.xack(self.keys.stream(d.stage), d.group, d.entry_id)
+
+    async def forget_consumer(self, stage: StageName, group: str, consumer: str) -> bool:
+        """Remove ``consumer`` from ``group`` if, and only if, it has nothing pending."""
+        return bool(await self._run("forget_consumer", [self.keys.stream(stage)],
+                                    [group, consumer]))
+
+    async def heartbeat(self, d: Delivery) -> bool:
+        """Keep the entry's idle clock fresh; False when another consumer owns it now."""
+        return bool(await self._run("heartbeat", [self.keys.stream(d.stage)],
+                                    [d.group, d.consumer, d.entry_id]))
+
+
+def _parse_job(raw: Mapping[str, str]) -> Job:
+    stages: dict[StageName, StageRecord] = {}
+    for stage in STAGES:
+        record = {f: raw[f"{stage}.{f}"] for f in _STAGE_FIELDS if f"{stage}.{f}" in raw}
+        stages[stage] = msgspec.convert(record, StageRecord, strict=False)
+    return Job(
+        id=raw["id"],
+        status=JobStatus(raw["status"]),
+        progress=float(raw.get("progress", 0)),
+        stage_detail=raw.get("stage_detail"),
+        error=raw.get("error"),
+        created_at=raw["created_at"],
+        updated_at=raw["updated_at"],
+        options=msgspec.json.decode(raw["options"], type=JobOptions),
+        plan=msgspec.json.decode(raw["plan"], type=tuple[StageName, ...]),
+        run=int(raw["run"]),
+        stages=stages,
+        input_name=raw.get("input_name"),
+        owner=raw.get("owner"),
+        result_path=raw.get("result_path"),
+    )

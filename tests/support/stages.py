@@ -1,0 +1,97 @@
+"""Small stages for testing the runtime without models.
+
+Each job's input file is a :class:`Script` (JSON) saying what every stage should do, so a
+test can make one job slow, another fail, another kill its worker. Every stage appends a
+line to ``runs.log`` in the job's folder when it starts and when it ends its work, so tests
+can count attempts.
+"""
+
+from __future__ import annotations
+
+import os
+import time
+from pathlib import Path
+
+import msgspec
+
+from pipeline.errors import PermanentError, TransientError
+from pipeline.stage import JobContext, Stage
+from pipeline.types import Result, Segment, StageName
+
+
+class Behaviour(msgspec.Struct, kw_only=True):
+    seconds: float = 0.0  # how long the work takes
+    steps: int = 2  # progress reports spread over it
+    fail: str | None = None  # "permanent", "transient", "error" or "exit"
+    wait_for: str | None = None  # path of a file to wait for before finishing
+
+
+class Script(msgspec.Struct, kw_only=True):
+    stages: dict[str, Behaviour] = {}
+    text: str = "hello"
+
+
+def write_script(path: Path, script: Script) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_bytes(msgspec.json.encode(script))
+
+
+def runs(root: Path) -> list[str]:
+    log = root / "runs.log"
+    return log.read_text().splitlines() if log.exists() else []
+
+
+class _ScriptedStage(Stage):
+    def process(self, ctx: JobContext) -> None:
+        script = msgspec.json.decode(ctx.files.input.read_bytes(), type=Script)
+        b = script.stages.get(self.name, Behaviour())
+        _note(ctx, self.name, "start")
+        for step in range(b.steps):
+            time.sleep(b.seconds / max(b.steps, 1))
+            ctx.progress((step + 1) / (b.steps + 1), f"{self.name} step {step + 1}")
+        if b.wait_for:
+            while not Path(b.wait_for).exists():
+                ctx.progress(0.9, f"{self.name} waiting")
+                time.sleep(0.02)
+        if b.fail == "permanent":
+            raise PermanentError(f"{self.name}: the input is not usable")
+        if b.fail == "transient":
+            raise TransientError(f"{self.name}: device busy")
+        if b.fail == "error":
+            raise RuntimeError(f"{self.name}: unexpected bug")
+        if b.fail == "exit":
+            os._exit(3)
+        self.output(ctx, script)
+        _note(ctx, self.name, "end")
+
+    def output(self, ctx: JobContext, script: Script) -> None:
+        (ctx.files.root / f"{self.name}.out").write_text(script.text)
+
+
+def _note(ctx: JobContext, stage: str, what: str) -> None:
+    with open(ctx.files.root / "runs.log", "a") as f:
+        f.write(f"{ctx.job.run} {stage} {what} {os.getpid()}\n")
+
+
+class Decode(_ScriptedStage):
+    name: StageName = "decode"
+
+
+class Diarize(_ScriptedStage):
+    name: StageName = "diarize"
+
+
+class Transcribe(_ScriptedStage):
+    name: StageName = "transcribe"
+
+    def output(self, ctx: JobContext, script: Script) -> None:
+        result = Result(language="en", duration=1.0, speakers=["SPEAKER_00"],
+                        segments=[Segment(start=0.0, end=1.0, text=script.text,
+                                          speaker="SPEAKER_00")])
+        path = ctx.files.result(ctx.job.run)
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_bytes(msgspec.json.encode(result))
+
+
+TEST_STAGES: dict[StageName, type[Stage]] = {
+    "decode": Decode, "diarize": Diarize, "transcribe": Transcribe}
