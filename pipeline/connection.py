@@ -5,9 +5,9 @@ from __future__ import annotations
 import asyncio
 
 from redis.asyncio import Redis
+from redis.asyncio.retry import Retry
 from redis.backoff import ExponentialBackoff
 from redis.exceptions import ConnectionError, TimeoutError
-from redis.retry import Retry
 
 from pipeline.embedded import ensure_server
 from pipeline.settings import Settings

@@ -145,3 +145,15 @@ def describe() -> list[tuple[str, str, str]]:
         default = defaults.get(name)
         rows.append((name.upper(), "" if default in (None, "") else str(default), meaning))
     return rows
+
+
+def markdown_table() -> str:
+    """The README's configuration table (``python -m pipeline.settings`` prints it)."""
+    lines = ["| Variable | Default | Meaning |", "|---|---|---|"]
+    for name, default, meaning in describe():
+        lines.append(f"| `{name}` | {f'`{default}`' if default else '—'} | {meaning} |")
+    return "\n".join(lines)
+
+
+if __name__ == "__main__":
+    print(markdown_table())

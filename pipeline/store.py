@@ -144,7 +144,10 @@ class JobStore:
         if owner is not None:
             fields["owner"] = owner
         idem_key = self.keys.idempotency(owner or "", idempotency_key or "")
-        args: list[Any] = [job_id, self.settings.job_ttl_seconds, int(time.time() * 1000),
+        # Microseconds: fine enough that jobs list in the order they were created.
+        created = time.time_ns() // 1000
+        expired_before = created - self.settings.job_ttl_seconds * 1_000_000
+        args: list[Any] = [job_id, self.settings.job_ttl_seconds, created, expired_before,
                            "1" if idempotency_key else "0", 1]
         for key, value in fields.items():
             args += [key, value]
@@ -168,24 +171,29 @@ class JobStore:
         *,
         status: JobStatus | None = None,
         owner: str | None = None,
-        before: float | None = None,
+        cursor: str | None = None,
         limit: int = 50,
-    ) -> tuple[list[Job], float | None]:
-        """Jobs newest first, created strictly before the ``before`` cursor (ms).
+    ) -> tuple[list[Job], str | None]:
+        """Jobs newest first (by creation time), starting after ``cursor``.
 
-        Returns the page and the cursor of the next page (None at the end).
+        Returns the page and the cursor of the next page (None at the end). A cursor is the
+        creation time and id of the last job seen, so jobs created meanwhile never shift
+        the pages.
         """
         jobs: list[Job] = []
-        cursor = before
-        batch = max(limit * 2, 100)
+        after = _parse_cursor(cursor)
         while len(jobs) < limit:
-            top = f"({cursor}" if cursor is not None else "+inf"
+            top = str(after[0]) if after else "+inf"
             page = await self.redis.zrange(self.keys.jobs_index, top, "-inf", desc=True,
-                                           byscore=True, offset=0, num=batch, withscores=True)
-            if not page:
+                                           byscore=True, offset=0, num=limit + 100,
+                                           withscores=True)
+            # Jobs of the same millisecond come in descending id order: skip those seen.
+            fresh = [(job_id, int(score)) for job_id, score in page
+                     if after is None or (int(score), job_id) < after]
+            if not fresh:
                 return jobs, None
-            for job_id, score in page:
-                cursor = score
+            for job_id, score in fresh:
+                after = (score, job_id)
                 job = await self.get(job_id)
                 if job is None:
                     continue
@@ -193,7 +201,7 @@ class JobStore:
                     jobs.append(job)
                     if len(jobs) == limit:
                         break
-        return jobs, cursor
+        return jobs, f"{after[0]}-{after[1]}" if after else None
 
     async def cancel(self, job_id: str) -> Outcome:
         keys = [self.keys.job(job_id), self.keys.events(job_id)]
@@ -269,6 +277,15 @@ class JobStore:
         """Keep the entry's idle clock fresh; False when another consumer owns it now."""
         return bool(await self._run("heartbeat", [self.keys.stream(d.stage)],
                                     [d.group, d.consumer, d.entry_id]))
+
+
+def _parse_cursor(cursor: str | None) -> tuple[int, str] | None:
+    if not cursor:
+        return None
+    score, _, job_id = cursor.partition("-")
+    if not score.isdigit() or not valid_job_id(job_id):
+        raise ValueError(f"not a cursor: {cursor!r}")
+    return int(score), job_id
 
 
 def _parse_job(raw: Mapping[str, str]) -> Job:

@@ -15,6 +15,7 @@ from pathlib import Path
 import pytest
 from redis.asyncio import Redis
 
+from pipeline.connection import connect
 from pipeline.embedded import ServerInfo, free_port, start_server, stop_server
 from pipeline.settings import Settings
 from pipeline.store import JobStore
@@ -52,7 +53,7 @@ def settings(redis_url: str, tmp_path: Path) -> Settings:
 
 @pytest.fixture
 async def redis(settings: Settings) -> AsyncIterator[Redis]:
-    client = Redis.from_url(settings.redis_url or "", decode_responses=True)
+    client = await connect(settings)
     yield client
     await client.aclose()
 

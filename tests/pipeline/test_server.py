@@ -1,0 +1,120 @@
+"""The runtime against a server that restarts or is wiped, and the embedded server."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+from collections.abc import AsyncIterator
+from pathlib import Path
+
+import msgspec
+import pytest
+
+from pipeline.connection import connect
+from pipeline.embedded import (
+    ServerInfo,
+    free_port,
+    running_server,
+    server_dir,
+    start_server,
+    stop_server,
+)
+from pipeline.settings import Settings
+from pipeline.store import JobStore
+from pipeline.types import JobStatus
+from tests.pipeline.test_flow import finished, submit
+from tests.support.stages import Behaviour, Script
+from tests.support.workers import REPO, running_workers, until
+
+pytestmark = pytest.mark.system
+
+
+@pytest.fixture
+async def own_server(tmp_path: Path) -> AsyncIterator[ServerInfo]:
+    """A server of this test's own, which it may stop, restart and flush."""
+    info = start_server(tmp_path / "valkey", free_port())
+    yield info
+    stop_server(info)
+
+
+@pytest.fixture
+async def own_store(own_server: ServerInfo, settings: Settings) -> AsyncIterator[JobStore]:
+    own = msgspec.structs.replace(settings, redis_url=own_server.url)
+    redis = await connect(own)
+    yield JobStore(redis, own)
+    await redis.aclose()
+
+
+async def test_restart_with_aof_keeps_queued_and_finished_jobs(
+        own_server: ServerInfo, own_store: JobStore, tmp_path: Path) -> None:
+    store = own_store
+    gate = tmp_path / "gate"
+    done = await submit(store)
+    async with running_workers(store):
+        await until(lambda: finished(store, done))
+        # One job mid-stage while the server goes away, one queued.
+        running = await submit(store, Script(stages={"diarize": Behaviour(wait_for=str(gate))}))
+        await until(lambda: _stage_running(store, running, "diarize"))
+        queued = await submit(store)
+        stop_server(own_server)
+        gate.touch()
+        start_server(tmp_path / "valkey", own_server.port)
+        # The workers reconnect by themselves and finish everything.
+        for job_id in (running, queued):
+            await until(lambda: finished(store, job_id), timeout=60, what=f"{job_id} to finish")
+    for job_id in (done, running, queued):
+        job = await store.get(job_id)
+        assert job is not None and job.status is JobStatus.COMPLETED, job_id
+
+
+async def _stage_running(store: JobStore, job_id: str, stage: str) -> bool:
+    job = await store.get(job_id)
+    return job is not None and job.stages[stage].status == "running"  # type: ignore[index]
+
+
+async def test_workers_recreate_groups_after_the_server_is_wiped(own_store: JobStore) -> None:
+    store = own_store
+    async with running_workers(store):
+        first = await submit(store)
+        await until(lambda: finished(store, first))
+        await store.redis.flushall()
+        second = await submit(store)
+        await until(lambda: finished(store, second), timeout=60)
+    assert (await store.get(second)).status is JobStatus.COMPLETED  # type: ignore[union-attr]
+
+
+async def test_trimming_keeps_every_unacknowledged_entry(store: JobStore) -> None:
+    settings = msgspec.structs.replace(store.settings, stream_retention_seconds=0)
+    store = JobStore(store.redis, settings)
+    stream, group = store.keys.stream("decode"), store.keys.group("decode")
+    async with running_workers(store):
+        done = [await submit(store) for _ in range(3)]
+        for job_id in done:
+            await until(lambda: finished(store, job_id))
+    # Now a job delivered but not acknowledged, one not yet delivered, and a second group
+    # (a replay) that has read nothing.
+    await store.redis.xgroup_create(stream, "replay", id="0")
+    pending = await submit(store)
+    await store.redis.xreadgroup(group, "stuck", {stream: ">"}, count=1)
+    waiting = await submit(store)
+    from pipeline.runtime import Worker
+    from tests.support.stages import Decode
+    await Worker(Decode(), store, consumer="janitor")._trim()
+    ids = [fields["job_id"] for _, fields in await store.redis.xrange(stream)]
+    assert ids == [*done, pending, waiting]  # the replay group still needs them all
+    await store.redis.xgroup_destroy(stream, "replay")
+    await Worker(Decode(), store, consumer="janitor")._trim()
+    ids = [fields["job_id"] for _, fields in await store.redis.xrange(stream)]
+    assert ids == [pending, waiting]
+
+
+def test_one_embedded_server_per_jobs_dir(tmp_path: Path) -> None:
+    code = ("from pathlib import Path; from pipeline.embedded import ensure_server; "
+            f"print(ensure_server(Path({str(tmp_path)!r})))")
+    procs = [subprocess.Popen([sys.executable, "-c", code], stdout=subprocess.PIPE, cwd=REPO,
+                              text=True) for _ in range(3)]
+    urls = {p.communicate(timeout=60)[0].strip() for p in procs}
+    assert len(urls) == 1
+    info = running_server(server_dir(tmp_path))
+    assert info is not None and info.url in urls
+    stop_server(info)

@@ -1,0 +1,127 @@
+"""The job store's check-and-set rules, on a real server."""
+
+from __future__ import annotations
+
+import pytest
+
+from pipeline.errors import ConfigError
+from pipeline.settings import Settings, describe
+from pipeline.store import Delivery, JobStore, Outcome, new_job_id, overall_progress
+from pipeline.types import JobOptions, JobStatus
+from tests.pipeline.test_flow import submit
+
+
+async def delivered(store: JobStore, stage: str = "decode") -> Delivery:
+    """Read the next entry of the stage's stream as consumer 'c' and start the stage."""
+    stream, group = store.keys.stream(stage), store.keys.group(stage)  # type: ignore[arg-type]
+    await store.redis.xgroup_create(stream, group, id="0", mkstream=True)
+    [[_, [(entry_id, fields)]]] = await store.redis.xreadgroup(group, "c", {stream: ">"}, count=1)
+    d = Delivery(stage, group, "c", entry_id, fields["job_id"], int(fields["run"]))  # type: ignore[arg-type]
+    assert await store.start_stage(d, JobStatus.DECODING, "started") is Outcome.OK
+    return d
+
+
+async def test_progress_never_moves_backwards(store: JobStore) -> None:
+    job_id = await submit(store)
+    d = await delivered(store)
+    plan = JobOptions().plan()
+    assert await store.progress(d, plan, 0.6, "more") is Outcome.OK
+    assert await store.progress(d, plan, 0.2, "late") is Outcome.OK
+    job = await store.get(job_id)
+    assert job is not None
+    assert job.stages["decode"].progress == 60.0
+    assert job.progress == overall_progress(plan, "decode", 0.6)
+
+
+async def test_late_updates_never_resurrect_a_deleted_job(store: JobStore) -> None:
+    job_id = await submit(store)
+    d = await delivered(store)
+    assert await store.delete(job_id)
+    plan = JobOptions().plan()
+    assert await store.progress(d, plan, 0.5, "late") is Outcome.GONE
+    assert await store.finish(d, plan) is Outcome.GONE
+    assert await store.get(job_id) is None
+    assert await store.redis.exists(store.keys.job(job_id)) == 0
+    assert await store.redis.xlen(store.keys.stream("diarize")) == 0
+
+
+async def test_late_updates_never_touch_a_cancelled_or_finished_job(store: JobStore) -> None:
+    job_id = await submit(store)
+    d = await delivered(store)
+    assert await store.cancel(job_id) is Outcome.OK
+    assert await store.progress(d, JobOptions().plan(), 0.5, "late") is Outcome.TERMINAL
+    assert await store.fail(d, "late failure") is Outcome.TERMINAL
+    job = await store.get(job_id)
+    assert job is not None and job.status is JobStatus.CANCELLED and job.error is None
+    assert await store.cancel(job_id) is Outcome.TERMINAL
+
+
+async def test_finish_by_a_consumer_that_lost_the_entry_changes_nothing(store: JobStore) -> None:
+    job_id = await submit(store)
+    d = await delivered(store)
+    stream = store.keys.stream("decode")
+    await store.redis.xclaim(stream, d.group, "thief", 0, [d.entry_id])
+    assert not await store.heartbeat(d)
+    assert await store.finish(d, JobOptions().plan()) is Outcome.LOST
+    job = await store.get(job_id)
+    assert job is not None and job.stages["decode"].status == "running"
+    assert await store.redis.xlen(store.keys.stream("diarize")) == 0
+
+
+async def test_heartbeat_keeps_the_entry_without_counting_a_delivery(store: JobStore) -> None:
+    await submit(store)
+    d = await delivered(store)
+    for _ in range(3):
+        assert await store.heartbeat(d)
+    [pending] = await store.redis.xpending_range(store.keys.stream("decode"), d.group,
+                                                 min="-", max="+", count=1)
+    assert pending["times_delivered"] == 1 and pending["consumer"] == "c"
+
+
+async def test_idempotency_key_returns_the_same_job(store: JobStore) -> None:
+    first, created = await store.create(new_job_id(), JobOptions(), idempotency_key="k1",
+                                        owner="alice")
+    again, created_again = await store.create(new_job_id(), JobOptions(),
+                                              idempotency_key="k1", owner="alice")
+    other, _ = await store.create(new_job_id(), JobOptions(), idempotency_key="k1", owner="bob")
+    assert created and not created_again and again == first and other != first
+    await store.delete(first)
+    fresh, created_fresh = await store.create(new_job_id(), JobOptions(),
+                                              idempotency_key="k1", owner="alice")
+    assert created_fresh and fresh != first
+    assert await store.redis.xlen(store.keys.stream("decode")) == 3
+
+
+async def test_jobs_expire_after_the_ttl(store: JobStore) -> None:
+    job_id = await submit(store)
+    ttl = await store.redis.ttl(store.keys.job(job_id))
+    assert 0 < ttl <= store.settings.job_ttl_seconds
+
+
+async def test_listing_is_newest_first_with_a_cursor(store: JobStore) -> None:
+    ids = [await submit(store) for _ in range(5)]
+    page, cursor = await store.list(limit=3)
+    assert [j.id for j in page] == ids[::-1][:3]
+    rest, end = await store.list(limit=3, cursor=cursor)
+    assert [j.id for j in rest] == ids[::-1][3:]
+    assert end is None
+    assert [j.id for j in (await store.list(status=JobStatus.COMPLETED))[0]] == []
+
+
+def test_options_are_validated() -> None:
+    import msgspec
+    with pytest.raises(msgspec.ValidationError, match="min_speakers"):
+        msgspec.convert({"min_speakers": 4, "max_speakers": 2}, JobOptions)
+    with pytest.raises(msgspec.ValidationError):
+        msgspec.convert({"task": "summarise"}, JobOptions)
+    assert JobOptions(diarize=False).plan() == ("decode", "transcribe")
+
+
+def test_settings_name_the_bad_variable() -> None:
+    with pytest.raises(ConfigError, match="invalid MAX_DELIVERIES"):
+        Settings.from_env({"MAX_DELIVERIES": "many"})
+    with pytest.raises(ConfigError, match="invalid CLAIM_IDLE_SECONDS"):
+        Settings.from_env({"CLAIM_IDLE_SECONDS": "0"})
+    s = Settings.from_env({"JOB_TTL_SECONDS": "3600", "REDIS_URL": "", "DEVICE": "cpu"})
+    assert s.job_ttl_seconds == 3600 and s.redis_url is None and s.device == "cpu"
+    assert [row[0] for row in describe()][:3] == ["REDIS_URL", "JOBS_DIR", "JOB_TTL_SECONDS"]
