@@ -137,20 +137,19 @@ class Worker:
         redis = self.store.redis
         if self._read_history:
             # Our own pending entries first (a restart under the same consumer name).
-            reply = await redis.xreadgroup(self.group, self.consumer, {self.stream: "0"},
-                                           count=1)
-            entries = reply[0][1] if reply else []
-            if entries:
-                return entries[0]
+            entry = _first_entry(await redis.xreadgroup(
+                self.group, self.consumer, {self.stream: "0"}, count=1))
+            if entry is not None:
+                return entry
             self._read_history = False
         claimed = await self._reclaim()
         if claimed is not None:
             return claimed
         if self._stopping:
             return None
-        reply = await redis.xreadgroup(self.group, self.consumer, {self.stream: ">"}, count=1,
-                                       block=int(self.settings.block_seconds * 1000))
-        return reply[0][1][0] if reply else None
+        return _first_entry(await redis.xreadgroup(
+            self.group, self.consumer, {self.stream: ">"}, count=1,
+            block=int(self.settings.block_seconds * 1000)))
 
     async def _reclaim(self) -> Entry | None:
         """One entry of a dead consumer, if any has been idle long enough."""
@@ -262,8 +261,9 @@ class Worker:
                                      error: str) -> None:
         log.error("malformed entry %s dead-lettered: %s", entry_id, error)
         async with self.store.redis.pipeline(transaction=True) as tx:
-            tx.xadd(self.store.keys.dead_letters(self.stage.name),
-                    {**fields, "entry_id": entry_id, "reason": f"malformed entry: {error}"})
+            record: dict[Any, Any] = {**fields, "entry_id": entry_id,
+                                      "reason": f"malformed entry: {error}"}
+            tx.xadd(self.store.keys.dead_letters(self.stage.name), record)
             tx.xack(self.stream, self.group, entry_id)
             await tx.execute()
 
@@ -349,6 +349,16 @@ class Worker:
             if name != self.consumer and consumer["idle"] > limit_ms:
                 if await self.store.forget_consumer(self.stage.name, self.group, name):
                     log.info("removed idle consumer %s (nothing pending)", name)
+
+
+def _first_entry(reply: Any) -> Entry | None:
+    """The one entry of an XREADGROUP reply (a list in RESP2, a dict in RESP3), if any."""
+    streams = list(reply.values()) if isinstance(reply, dict) else [e for _, e in reply or []]
+    for entries in streams:
+        if entries:
+            entry_id, fields = entries[0]
+            return entry_id, fields
+    return None
 
 
 def parse_id(entry_id: str) -> tuple[int, int]:

@@ -10,14 +10,15 @@ from __future__ import annotations
 import os
 from collections.abc import Mapping
 from pathlib import Path
-from typing import Annotated, Literal, get_args, get_type_hints
+from typing import Annotated, Any, Literal, get_args, get_type_hints
 
 import msgspec
 
 from pipeline.errors import ConfigError
 
-def _doc(text: str, **constraints: object) -> msgspec.Meta:
-    return msgspec.Meta(description=text, **constraints)  # type: ignore[arg-type]
+def _doc(text: str, **constraints: Any) -> msgspec.Meta:
+    meta: msgspec.Meta = msgspec.Meta(description=text, **constraints)
+    return meta
 
 
 class Settings(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=True):

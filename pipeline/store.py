@@ -163,7 +163,7 @@ class JobStore:
     async def get(self, job_id: str) -> Job | None:
         if not valid_job_id(job_id):
             return None
-        raw = await self.redis.hgetall(self.keys.job(job_id))
+        raw: dict[str, str] = await self.redis.hgetall(self.keys.job(job_id))  # type: ignore[assignment]
         return _parse_job(raw) if raw else None
 
     async def list(
@@ -184,9 +184,9 @@ class JobStore:
         after = _parse_cursor(cursor)
         while len(jobs) < limit:
             top = str(after[0]) if after else "+inf"
-            page = await self.redis.zrange(self.keys.jobs_index, top, "-inf", desc=True,
-                                           byscore=True, offset=0, num=limit + 100,
-                                           withscores=True)
+            page: list[tuple[str, float]] = await self.redis.zrange(  # type: ignore[assignment]
+                self.keys.jobs_index, top, "-inf", desc=True, byscore=True, offset=0,
+                num=limit + 100, withscores=True)
             # Jobs of the same millisecond come in descending id order: skip those seen.
             fresh = [(job_id, int(score)) for job_id, score in page
                      if after is None or (int(score), job_id) < after]
