@@ -7,11 +7,16 @@ cd "$(dirname "$0")/.."
 
 extras="${1:-}"  # "test" also installs the test dependencies
 
-if [ "$extras" = "test" ] && ! { command -v espeak-ng && command -v sox; } >/dev/null; then
+# The tests speak with espeak-ng, cut audio with sox and check the compose file with
+# docker-compose.
+debian_tools="espeak-ng sox docker-compose"
+if [ "$extras" = "test" ] && ! { command -v espeak-ng && command -v sox && command -v docker-compose; } >/dev/null; then
   if [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null; then
-    apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq espeak-ng sox >/dev/null
+    apt-get update -qq
+    # shellcheck disable=SC2086
+    DEBIAN_FRONTEND=noninteractive apt-get install -y -qq $debian_tools >/dev/null
   else
-    echo "note: install espeak-ng and sox for the speech tests (apt-get install espeak-ng sox)" >&2
+    echo "note: install $debian_tools for the full test suite (apt-get install $debian_tools)" >&2
   fi
 fi
 

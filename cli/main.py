@@ -1,0 +1,87 @@
+"""Entry point of the ``stt`` command."""
+
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+from collections.abc import Sequence
+from pathlib import Path
+
+import httpx
+import msgspec
+
+from cli import client as api
+from pipeline.errors import ConfigError
+from pipeline.settings import Settings
+
+FORMATS = ("json", "srt", "vtt", "txt", "rttm")
+OPTION_FIELDS = ("language", "task", "num_speakers", "min_speakers", "max_speakers", "model",
+                 "diarize")
+
+
+def parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(prog="stt", description="Transcription and speaker "
+                                "diarization service: run it, or use it.")
+    sub = p.add_subparsers(dest="command", required=True)
+
+    up = sub.add_parser("up", help="run the whole service on this machine")
+    up.add_argument("--workers", default="", metavar="STAGE=N,...",
+                    help="workers per stage, e.g. decode=1,diarize=2,transcribe=2 (default 1 each)")
+    up.add_argument("--grace", type=float, default=120.0, metavar="SECONDS",
+                    help="how long a worker may take to finish its job on shutdown")
+
+    url = os.environ.get("STT_URL", "http://127.0.0.1:8000")
+    for name, help_text in (("submit", "upload a file and (with --wait) print its transcript"),
+                            ("status", "show a job's status"),
+                            ("result", "print a finished job's result")):
+        c = sub.add_parser(name, help=help_text)
+        c.add_argument("--url", default=url, help="the service's address (env STT_URL)")
+        c.add_argument("--api-key", default=os.environ.get("STT_API_KEY"),
+                       help="API key, when the service requires one (env STT_API_KEY)")
+        if name == "submit":
+            c.add_argument("file", type=Path)
+            c.add_argument("--wait", action="store_true", help="follow progress, then print "
+                           "the result")
+            for option in OPTION_FIELDS:
+                c.add_argument(f"--{option.replace('_', '-')}", dest=option)
+        else:
+            c.add_argument("job_id")
+        if name != "status":
+            c.add_argument("--format", default="txt", choices=FORMATS)
+            c.add_argument("--output", "-o", type=Path, help="save to this file")
+    return p
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = parser().parse_args(argv)
+    if args.command == "up":
+        from cli.supervisor import parse_workers, up
+        try:
+            settings = Settings.from_env()
+            workers = parse_workers(args.workers)
+        except (ConfigError, ValueError) as exc:
+            print(f"stt: {exc}", file=sys.stderr)
+            return 2
+        return up(settings, workers, args.grace)
+    client = api.Client(args.url, args.api_key)
+    try:
+        if args.command == "submit":
+            options = {k: getattr(args, k) for k in OPTION_FIELDS if getattr(args, k)}
+            return api.submit(client, args.file, options, args.wait, args.format, args.output)
+        if args.command == "status":
+            job = client.status(args.job_id)
+            job.pop("result", None)
+            print(msgspec.json.format(msgspec.json.encode(job)).decode())
+            return 0
+        return api.write_result(client, args.job_id, args.format, args.output)
+    except api.ApiError as exc:
+        print(f"stt: {exc}", file=sys.stderr)
+        return 1
+    except (OSError, httpx.HTTPError) as exc:
+        print(f"stt: cannot reach {args.url}: {exc}", file=sys.stderr)
+        return 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())
