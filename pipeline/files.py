@@ -57,6 +57,12 @@ class JobFiles:
         """The final result of one run of the job."""
         return self.root / "runs" / str(run) / "result.json"
 
+    def has_inputs_for(self, plan: tuple[str, ...], diarize: bool) -> bool:
+        """Whether the artifacts that a run of ``plan`` starts from are still here."""
+        needed = {"decode": [self.input], "diarize": [self.audio],
+                  "transcribe": [self.audio] + ([self.diarization] if diarize else [])}
+        return all(p.exists() for p in needed[plan[0]])
+
     def create(self) -> None:
         self.root.mkdir(parents=True, exist_ok=True)
 

@@ -3,9 +3,23 @@
 from __future__ import annotations
 
 import hashlib
+import re
 from dataclasses import dataclass
 
 from pipeline.types import StageName
+
+
+#: The lane of ordinary traffic. A replay may run in a lane of its own: its own streams and
+#: consumer groups, served by workers started for that lane, so live jobs never wait for it.
+LIVE = "live"
+_LANE = re.compile(r"^[a-z0-9][a-z0-9-]{0,31}$")
+
+
+def lane_name(text: str) -> str:
+    """Validate a lane name (it becomes part of stream and group names)."""
+    if not _LANE.match(text):
+        raise ValueError(f"a lane name is 1-32 lower-case letters, digits or dashes: {text!r}")
+    return text
 
 
 @dataclass(frozen=True)
@@ -20,17 +34,21 @@ class Keys:
         """Pub/sub channel that announces every change of the job (long polls wait on it)."""
         return f"{self.prefix}:events:{job_id}"
 
-    def stream(self, stage: StageName) -> str:
-        """The stage's work stream."""
-        return f"{self.prefix}:stream:{stage}"
+    def stream(self, stage: StageName, lane: str = LIVE) -> str:
+        """The stage's work stream in ``lane``."""
+        return f"{self.prefix}:stream:{stage}" + ("" if lane == LIVE else f":{lane}")
 
     def dead_letters(self, stage: StageName) -> str:
-        """Entries of the stage's stream that were given up on."""
+        """Entries of the stage's streams that were given up on."""
         return f"{self.prefix}:dead:{stage}"
 
-    def group(self, stage: StageName) -> str:
-        """The consumer group of the stage's live workers (a replay may use another)."""
-        return f"{self.prefix}:{stage}"
+    def group(self, stage: StageName, lane: str = LIVE) -> str:
+        """The consumer group of the stage's workers in ``lane``."""
+        return f"{self.prefix}:{stage}" + ("" if lane == LIVE else f":{lane}")
+
+    def replay(self, digest: str) -> str:
+        """Set of the jobs a replay already re-enqueued (makes a replay idempotent)."""
+        return f"{self.prefix}:replay:{digest}"
 
     @property
     def jobs_index(self) -> str:

@@ -33,6 +33,7 @@ from redis.exceptions import ResponseError
 
 from pipeline.connection import CONNECTION_ERRORS
 from pipeline.errors import JobGone, OwnershipLost, PermanentError, TransientError
+from pipeline.keys import LIVE
 from pipeline.logs import job_log
 from pipeline.stage import JobContext, Stage
 from pipeline.store import Delivery, JobStore, Outcome
@@ -68,13 +69,14 @@ def default_consumer_name() -> str:
 class Worker:
     """Consumes one stage's stream until asked to stop."""
 
-    def __init__(self, stage: Stage, store: JobStore, *, group: str | None = None,
+    def __init__(self, stage: Stage, store: JobStore, *, lane: str = LIVE,
                  consumer: str | None = None) -> None:
         self.stage = stage
         self.store = store
         self.settings = store.settings
-        self.stream = store.keys.stream(stage.name)
-        self.group = group or store.keys.group(stage.name)
+        self.lane = lane
+        self.stream = store.keys.stream(stage.name, lane)
+        self.group = store.keys.group(stage.name, lane)
         self.consumer = consumer or self.settings.consumer_name or default_consumer_name()
         self._stopping = False
         self._backoff = Backoff()
@@ -183,7 +185,7 @@ class Worker:
             await self._dead_letter_malformed(entry_id, fields, str(exc))
             return
         d = Delivery(self.stage.name, self.group, self.consumer, entry_id, message.job_id,
-                     message.run)
+                     message.run, self.lane)
         jlog = job_log(log, d.job_id, d.stage)
         deliveries = await self._deliveries(entry_id)
         if deliveries > self.settings.max_deliveries:
@@ -347,7 +349,7 @@ class Worker:
         for consumer in await self.store.redis.xinfo_consumers(self.stream, self.group):
             name = consumer["name"]
             if name != self.consumer and consumer["idle"] > limit_ms:
-                if await self.store.forget_consumer(self.stage.name, self.group, name):
+                if await self.store.forget_consumer(self.stream, self.group, name):
                     log.info("removed idle consumer %s (nothing pending)", name)
 
 

@@ -24,7 +24,7 @@ from redis.asyncio import Redis
 from redis.commands.core import AsyncScript
 
 from pipeline.files import JobFiles, valid_job_id
-from pipeline.keys import Keys
+from pipeline.keys import LIVE, Keys
 from pipeline.settings import Settings
 from pipeline.types import (
     STAGE_JOB_STATUS,
@@ -32,6 +32,7 @@ from pipeline.types import (
     Job,
     JobOptions,
     JobStatus,
+    RunRecord,
     StageName,
     StageRecord,
     StageStatus,
@@ -51,6 +52,8 @@ class Outcome(enum.StrEnum):
     STALE = "stale"  # superseded by a newer run, or the stage is no longer running
     DONE = "done"  # this stage of this run was already recorded as done
     LOST = "lost"  # the entry belongs to another consumer now
+    RUNNING = "running"  # the job has not finished: it cannot be rerun yet
+    EXPIRED = "expired"  # the artifacts a rerun needs are gone
 
 
 @dataclass(frozen=True)
@@ -63,6 +66,7 @@ class Delivery:
     entry_id: str
     job_id: str
     run: int
+    lane: str = LIVE
 
 
 def now_iso() -> str:
@@ -134,6 +138,7 @@ class JobStore:
             "options": msgspec.json.encode(options).decode(),
             "plan": msgspec.json.encode(plan).decode(),
             "run": "1",
+            "run_started_at": now,
             f"{plan[0]}.status": StageStatus.QUEUED,
         }
         for stage in STAGES:
@@ -225,6 +230,55 @@ class JobStore:
         self.files(job_id).remove()
         return bool(removed)
 
+    async def rerun(self, job: Job, from_stage: StageName,
+                    overrides: Mapping[str, Any] | None = None, *,
+                    lane: str = LIVE) -> Outcome:
+        """Start run ``job.run + 1`` of a finished job from ``from_stage``, reusing the
+        artifacts of the stages before it, with ``overrides`` applied to its options.
+
+        Raises ValueError (a readable reason) for options that do not fit. Returns OK, or
+        GONE, RUNNING, STALE (someone else changed the job first) or EXPIRED.
+        """
+        if not job.status.terminal:
+            return Outcome.RUNNING
+        options = msgspec.convert({**msgspec.to_builtins(job.options), **(overrides or {})},
+                                  JobOptions)
+        full_plan = options.plan()
+        if from_stage not in full_plan:
+            raise ValueError(f"{from_stage} is not part of this job (diarize is off)")
+        plan = full_plan[full_plan.index(from_stage):]
+        if from_stage == "transcribe" and options.diarize and not job.options.diarize:
+            raise ValueError("this job was not diarized: rerun it from diarize to add speakers")
+        if not self.files(job.id).has_inputs_for(plan, options.diarize):
+            gone = not await self.redis.exists(self.keys.job(job.id))
+            return Outcome.GONE if gone else Outcome.EXPIRED
+        now = now_iso()
+        earlier = RunRecord(run=job.run, options=job.options, plan=job.plan,
+                            status=job.status, error=job.error, result_path=job.result_path,
+                            started_at=job.run_started_at or job.created_at,
+                            finished_at=job.updated_at)
+        fields: dict[str, str] = {
+            "run": str(job.run + 1), "run_started_at": now, "updated_at": now,
+            "status": JobStatus.QUEUED, "progress": "0", "lane": lane,
+            "stage_detail": f"queued for {from_stage}",
+            "options": msgspec.json.encode(options).decode(),
+            "plan": msgspec.json.encode(plan).decode(),
+            "runs": msgspec.json.encode([*job.runs, earlier]).decode(),
+            f"{from_stage}.status": StageStatus.QUEUED,
+        }
+        for stage in STAGES:
+            if stage not in full_plan:
+                fields[f"{stage}.status"] = StageStatus.SKIPPED
+        stale = ["error", "result_path"] + [f"{s}.{f}" for s in plan for f in _STAGE_FIELDS]
+        stale = [f for f in stale if f not in fields]
+        args: list[Any] = [job.run, job.run + 1, self.settings.job_ttl_seconds, lane,
+                           len(stale), *stale]
+        for key, value in fields.items():
+            args += [key, value]
+        keys = [self.keys.job(job.id), self.keys.events(job.id),
+                self.keys.stream(from_stage, lane)]
+        return Outcome(await self._run("rerun", keys, args))
+
     # -- workers' side --------------------------------------------------------------------
 
     async def start_stage(self, d: Delivery, job_status: JobStatus, detail: str) -> Outcome:
@@ -247,7 +301,7 @@ class JobStore:
         position = plan.index(d.stage)
         nxt = plan[position + 1] if position + 1 < len(plan) else None
         keys = [self.keys.job(d.job_id), self.keys.events(d.job_id),
-                self.keys.stream(d.stage), self.keys.stream(nxt or d.stage)]
+                self.keys.stream(d.stage, d.lane), self.keys.stream(nxt or d.stage, d.lane)]
         args = [d.group, d.consumer, d.entry_id, d.stage, d.run, now_iso(), nxt or "",
                 STAGE_JOB_STATUS[nxt] if nxt else "",
                 overall_progress(plan, d.stage, 1.0),
@@ -259,23 +313,22 @@ class JobStore:
         """Fail the job with ``reason`` and acknowledge the entry; with ``dead_letter``,
         first copy the entry to the stage's dead-letter stream."""
         keys = [self.keys.job(d.job_id), self.keys.events(d.job_id),
-                self.keys.stream(d.stage), self.keys.dead_letters(d.stage)]
+                self.keys.stream(d.stage, d.lane), self.keys.dead_letters(d.stage)]
         args = [d.group, d.consumer, d.entry_id, d.stage, d.run, now_iso(), reason,
                 "1" if dead_letter else "0", deliveries, d.job_id]
         return Outcome(await self._run("fail", keys, args))
 
     async def ack(self, d: Delivery) -> None:
         """Acknowledge an entry that needs no work (its job is gone, finished or stale)."""
-        await self.redis.xack(self.keys.stream(d.stage), d.group, d.entry_id)
+        await self.redis.xack(self.keys.stream(d.stage, d.lane), d.group, d.entry_id)
 
-    async def forget_consumer(self, stage: StageName, group: str, consumer: str) -> bool:
+    async def forget_consumer(self, stream: str, group: str, consumer: str) -> bool:
         """Remove ``consumer`` from ``group`` if, and only if, it has nothing pending."""
-        return bool(await self._run("forget_consumer", [self.keys.stream(stage)],
-                                    [group, consumer]))
+        return bool(await self._run("forget_consumer", [stream], [group, consumer]))
 
     async def heartbeat(self, d: Delivery) -> bool:
         """Keep the entry's idle clock fresh; False when another consumer owns it now."""
-        return bool(await self._run("heartbeat", [self.keys.stream(d.stage)],
+        return bool(await self._run("heartbeat", [self.keys.stream(d.stage, d.lane)],
                                     [d.group, d.consumer, d.entry_id]))
 
 
@@ -308,4 +361,7 @@ def _parse_job(raw: Mapping[str, str]) -> Job:
         input_name=raw.get("input_name"),
         owner=raw.get("owner"),
         result_path=raw.get("result_path"),
+        run_started_at=raw.get("run_started_at"),
+        lane=raw.get("lane", LIVE),
+        runs=msgspec.json.decode(raw.get("runs", "[]"), type=list[RunRecord]),
     )

@@ -81,8 +81,21 @@ class StageRecord(msgspec.Struct, kw_only=True, omit_defaults=True):
     error: str | None = None  # why the last attempt failed, while it is being retried
 
 
+class RunRecord(msgspec.Struct, kw_only=True):
+    """An earlier run of a job, kept when the job is rerun."""
+
+    run: int
+    options: JobOptions
+    plan: tuple[StageName, ...]
+    status: JobStatus
+    error: str | None = None
+    result_path: str | None = None
+    started_at: str
+    finished_at: str
+
+
 class Job(msgspec.Struct, kw_only=True):
-    """A job as read from its hash."""
+    """A job as read from its hash. Its fields describe the current (latest) run."""
 
     id: str
     status: JobStatus
@@ -98,6 +111,9 @@ class Job(msgspec.Struct, kw_only=True):
     input_name: str | None = None  # the client's file name, for display only
     owner: str | None = None  # fingerprint of the API key that created the job
     result_path: str | None = None
+    run_started_at: str | None = None  # when the current run was queued
+    lane: str = "live"  # which streams carry it: the live ones, or a replay's
+    runs: list[RunRecord] = msgspec.field(default_factory=list)  # earlier runs, oldest first
 
 
 class StreamMessage(msgspec.Struct, frozen=True, kw_only=True):

@@ -15,6 +15,7 @@ from collections.abc import Sequence
 
 from pipeline.connection import connect
 from pipeline.errors import ConfigError
+from pipeline.keys import LIVE, lane_name
 from pipeline.logs import setup_logging
 from pipeline.runtime import Worker
 from pipeline.settings import Settings
@@ -43,18 +44,18 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(prog="stt-worker", description=__doc__)
     parser.add_argument("stage", choices=STAGES, help="the stage this worker consumes")
     parser.add_argument("--stage-class", help="module:Class to run instead of the default")
-    parser.add_argument("--group", help="consumer group (default: the stage's live group; "
-                        "a replay can use its own)")
+    parser.add_argument("--lane", default=LIVE, type=lane_name,
+                        help="which streams to consume: the live ones (default) or a "
+                        "replay's lane (see `stt replay --lane`)")
     parser.add_argument("--consumer", help="consumer name (default: CONSUMER_NAME, else "
                         "host-pid-random)")
     return parser.parse_args(argv)
 
 
-async def serve(stage: Stage, settings: Settings, group: str | None,
-                consumer: str | None) -> None:
+async def serve(stage: Stage, settings: Settings, lane: str, consumer: str | None) -> None:
     redis = await connect(settings)
     try:
-        worker = Worker(stage, JobStore(redis, settings), group=group, consumer=consumer)
+        worker = Worker(stage, JobStore(redis, settings), lane=lane, consumer=consumer)
         loop = asyncio.get_running_loop()
         for sig in (signal.SIGTERM, signal.SIGINT):
             loop.add_signal_handler(sig, worker.request_stop)
@@ -76,7 +77,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         print(f"stt-worker: {args.stage_class} is the {stage.name} stage, not {args.stage}",
               file=sys.stderr)
         return 2
-    asyncio.run(serve(stage, settings, args.group, args.consumer))
+    asyncio.run(serve(stage, settings, args.lane, args.consumer))
     return 0
 
 

@@ -11,6 +11,7 @@ from collections.abc import AsyncIterator, Callable, Mapping
 from contextlib import asynccontextmanager
 from pathlib import Path
 
+from pipeline.keys import LIVE
 from pipeline.runtime import Worker
 from pipeline.settings import Settings
 from pipeline.stage import Stage
@@ -23,10 +24,11 @@ REPO = Path(__file__).resolve().parents[2]
 
 @asynccontextmanager
 async def running_workers(
-    store: JobStore, stages: Mapping[StageName, type[Stage]] = TEST_STAGES, per_stage: int = 1
+    store: JobStore, stages: Mapping[StageName, type[Stage]] = TEST_STAGES, per_stage: int = 1,
+    lane: str = LIVE,
 ) -> AsyncIterator[list[Worker]]:
     """Workers for every stage as tasks of this event loop; stopped gracefully on exit."""
-    workers = [Worker(cls(), store, consumer=f"{name}-{i}")
+    workers = [Worker(cls(), store, lane=lane, consumer=f"{name}-{lane}-{i}")
                for name, cls in stages.items() for i in range(per_stage)]
     tasks = [asyncio.create_task(w.run()) for w in workers]
     try:
