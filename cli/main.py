@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import asyncio
 import os
 import sys
 from collections.abc import Sequence
@@ -12,8 +13,13 @@ import httpx
 import msgspec
 
 from cli import client as api
+from pipeline.connection import connect
 from pipeline.errors import ConfigError
+from pipeline.keys import LIVE, lane_name
+from pipeline.replay import ReplayReport, replay
 from pipeline.settings import Settings
+from pipeline.store import JobStore
+from pipeline.types import STAGES
 
 FORMATS = ("json", "srt", "vtt", "txt", "rttm")
 OPTION_FIELDS = ("language", "task", "num_speakers", "min_speakers", "max_speakers", "model",
@@ -30,6 +36,17 @@ def parser() -> argparse.ArgumentParser:
                     help="workers per stage, e.g. decode=1,diarize=2,transcribe=2 (default 1 each)")
     up.add_argument("--grace", type=float, default=120.0, metavar="SECONDS",
                     help="how long a worker may take to finish its job on shutdown")
+
+    rp = sub.add_parser("replay", help="rerun the jobs that passed through a stage in a range "
+                        "(e.g. after a model upgrade)")
+    rp.add_argument("stage", choices=STAGES)
+    rp.add_argument("--start", default="-", help="stream id or ISO 8601 time (default: the "
+                    "oldest entry)")
+    rp.add_argument("--end", default="+", help="stream id or ISO 8601 time (default: the "
+                    "newest entry)")
+    rp.add_argument("--lane", default=LIVE, type=lane_name, help="run the reruns on a lane of "
+                    "their own, served by `stt-worker STAGE --lane NAME` workers")
+    rp.add_argument("--dry-run", action="store_true", help="list the jobs, change nothing")
 
     url = os.environ.get("STT_URL", "http://127.0.0.1:8000")
     for name, help_text in (("submit", "upload a file and (with --wait) print its transcript"),
@@ -64,6 +81,8 @@ def main(argv: Sequence[str] | None = None) -> int:
             print(f"stt: {exc}", file=sys.stderr)
             return 2
         return up(settings, workers, args.grace)
+    if args.command == "replay":
+        return run_replay(args)
     client = api.Client(args.url, args.api_key)
     try:
         if args.command == "submit":
@@ -81,6 +100,26 @@ def main(argv: Sequence[str] | None = None) -> int:
     except (OSError, httpx.HTTPError) as exc:
         print(f"stt: cannot reach {args.url}: {exc}", file=sys.stderr)
         return 1
+
+
+def run_replay(args: argparse.Namespace) -> int:
+    try:
+        settings = Settings.from_env()
+    except ConfigError as exc:
+        print(f"stt: {exc}", file=sys.stderr)
+        return 2
+
+    async def go() -> ReplayReport:
+        redis = await connect(settings)
+        try:
+            return await replay(JobStore(redis, settings), args.stage, args.start, args.end,
+                                lane=args.lane, dry_run=args.dry_run)
+        finally:
+            await redis.aclose()
+
+    report = asyncio.run(go())
+    print(msgspec.json.format(msgspec.json.encode(report)).decode())
+    return 0
 
 
 if __name__ == "__main__":
