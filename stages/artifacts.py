@@ -1,0 +1,52 @@
+"""The records stages hand each other through the job's files (msgspec JSON).
+
+Every artifact is written to a temporary file beside its target and renamed over it, so a
+reader never sees half a file and a redelivered stage can simply write it again.
+"""
+
+from __future__ import annotations
+
+import os
+import tempfile
+from pathlib import Path
+from typing import TypeVar
+
+import msgspec
+
+from pipeline.types import Segment, SpeakerTurn
+
+T = TypeVar("T")
+
+
+class Diarization(msgspec.Struct, kw_only=True):
+    """Who spoke when, as written by the diarize stage."""
+
+    turns: list[SpeakerTurn]  # may overlap where people talk at once
+    exclusive_turns: list[SpeakerTurn]  # one speaker at a time: for words
+    speakers: list[str]
+    # One centroid embedding per speaker (pipeline-specific space, for cross-job matching).
+    embeddings: dict[str, list[float]] = msgspec.field(default_factory=dict)
+
+
+class Transcript(msgspec.Struct, kw_only=True):
+    """The transcript before speaker assignment, as written by the transcribe stage."""
+
+    language: str | None
+    duration: float
+    segments: list[Segment]
+
+
+def write_atomically(path: Path, record: msgspec.Struct) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with tempfile.NamedTemporaryFile(dir=path.parent, prefix=f".{path.name}.",
+                                     delete=False) as tmp:
+        tmp.write(msgspec.json.encode(record))
+    try:
+        os.replace(tmp.name, path)
+    except BaseException:
+        Path(tmp.name).unlink(missing_ok=True)
+        raise
+
+
+def read(path: Path, kind: type[T]) -> T:
+    return msgspec.json.decode(path.read_bytes(), type=kind)

@@ -1,0 +1,95 @@
+"""Safe opening and probing of uploaded media with PyAV.
+
+Imported by the HTTP gateway, so it depends on ``av`` and the standard library only.
+
+FFmpeg will happily follow playlists (HLS), concat scripts, image sequences and network
+URLs named *inside* a file; an upload must never make a worker read another file or reach
+the network. Every container is therefore opened from a Python file object (no protocol is
+ever parsed from the path) with a demuxer allow-list and a protocol allow-list, so a
+playlist or script is refused before any file it names is opened.
+"""
+
+from __future__ import annotations
+
+import contextlib
+from collections.abc import Iterator
+from pathlib import Path
+
+import av
+import av.container
+import msgspec
+
+from pipeline.errors import PermanentError
+
+# FFmpeg demuxer names (as in `ffmpeg -demuxers`). A demuxer whose name is a list, like
+# "mov,mp4,m4a,3gp,3g2,mj2", is allowed when any of its names is listed.
+ALLOWED_DEMUXERS: tuple[str, ...] = (
+    "wav", "w64", "aiff", "caf",
+    "mp3", "aac", "flac", "ogg",
+    "mov", "mp4", "m4a",
+    "matroska", "webm",
+)
+
+# Nested opens (which the allowed demuxers do not make) may only use local files anyway.
+_OPEN_OPTIONS: dict[str, str] = {
+    "format_whitelist": ",".join(ALLOWED_DEMUXERS),
+    "protocol_whitelist": "file",
+}
+
+
+class MediaInfo(msgspec.Struct, frozen=True, kw_only=True):
+    """What the container header says about an upload's first audio stream."""
+
+    format: str
+    duration: float | None  # seconds; None when the header does not tell
+    sample_rate: int
+    channels: int
+
+
+@contextlib.contextmanager
+def open_audio(path: Path) -> Iterator[tuple[av.container.InputContainer, av.audio.AudioStream]]:
+    """Open ``path`` with the allow-lists; yield the container and its first audio stream.
+
+    Raises PermanentError when the file is no allowed audio container or has no audio.
+    """
+    with path.open("rb") as raw:
+        try:
+            container = av.open(raw, mode="r", container_options=_OPEN_OPTIONS)
+        except (av.FFmpegError, UnicodeDecodeError, ValueError) as exc:
+            raise PermanentError("not an audio file (unsupported or corrupt format)") from exc
+        with container:
+            if not container.streams.audio:
+                raise PermanentError("no audio stream in the file")
+            yield container, container.streams.audio[0]
+
+
+def duration_of(container: av.container.InputContainer, stream: av.audio.AudioStream) -> float | None:
+    """The duration the header claims, in seconds, or None."""
+    if stream.duration is not None and stream.time_base is not None:
+        return float(stream.duration * stream.time_base)
+    if container.duration is not None:
+        return container.duration / av.time_base
+    return None
+
+
+def probe(path: Path, max_seconds: float | None = None) -> MediaInfo:
+    """Read the header of ``path`` and describe its first audio stream.
+
+    Raises PermanentError when it is not an allowed audio file, has no audio stream, or its
+    header claims more than ``max_seconds``.
+    """
+    with open_audio(path) as (container, stream):
+        duration = duration_of(container, stream)
+        info = MediaInfo(
+            format=container.format.name,
+            duration=duration,
+            sample_rate=stream.codec_context.sample_rate or stream.rate or 0,
+            channels=stream.codec_context.channels or 0,
+        )
+    check_duration(info.duration, max_seconds)
+    return info
+
+
+def check_duration(seconds: float | None, max_seconds: float | None) -> None:
+    if seconds is not None and max_seconds is not None and seconds > max_seconds:
+        raise PermanentError(f"the audio is longer than the limit ({max_seconds:g} s)")

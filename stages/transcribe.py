@@ -1,0 +1,189 @@
+"""The transcribe stage: Whisper (whisperx, batched), word timings, speakers per word."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+import numpy.typing as npt
+
+import stages  # noqa: F401 - sets PYANNOTE_METRICS_ENABLED before pyannote is imported
+from pipeline.settings import Settings
+from pipeline.stage import JobContext, Stage
+from pipeline.types import Result, Segment, Word
+from stages import artifacts, audio, models
+from stages.decode import SAMPLE_RATE
+
+# Chunks decoded together by whisperx; 8 keeps CPU memory modest and a GPU busy.
+BATCH_SIZE = 8
+_SENTENCE_END = (".", "?", "!", "。", "？", "！")
+# faster-whisper's defaults for gluing punctuation to the neighbouring word.
+_PREPEND = "\"'“¿([{-"
+_APPEND = "\"'.。,，!！?？:：”)]}、"
+
+RawSegment = dict[str, Any]
+
+
+class TranscribeStage(Stage):
+    name = "transcribe"
+
+    def setup(self, settings: Settings) -> None:
+        models.whisper(settings.whisper_model, settings.device)
+
+    def process(self, ctx: JobContext) -> None:
+        samples = audio.load(ctx.files.audio)
+        duration = len(samples) / SAMPLE_RATE
+        segments, language = transcribe(ctx, samples)
+        transcript = artifacts.Transcript(
+            language=language, duration=duration, segments=[_segment(s) for s in segments])
+        artifacts.write_atomically(ctx.files.transcript, transcript)
+
+        speakers: list[str] = []
+        if ctx.job.options.diarize:
+            diarization = artifacts.read(ctx.files.diarization, artifacts.Diarization)
+            segments = assign_speakers(segments, diarization)
+            speakers = sorted({s["speaker"] for s in segments if s.get("speaker")})
+        result = Result(language=language, duration=duration,
+                        segments=[_segment(s) for s in segments], speakers=speakers)
+        artifacts.write_atomically(ctx.files.result(ctx.job.run), result)
+        ctx.log.info("transcribed %.1f s: %d segments, language %s, %d speakers",
+                     duration, len(result.segments), language, len(speakers))
+        ctx.progress(1.0, f"{len(result.segments)} segments")
+
+
+def transcribe(ctx: JobContext, samples: npt.NDArray[np.float32]) -> tuple[list[RawSegment], str | None]:
+    """Sentence segments with timed words, and the language spoken (None for silence)."""
+    options = ctx.job.options
+    loaded = models.whisper(options.model or ctx.settings.whisper_model, ctx.settings.device)
+    pipeline = loaded.model
+    # An English-only model can neither detect a language nor translate.
+    language = options.language if pipeline.model.model.is_multilingual else "en"
+
+    def on_chunk(percent: float) -> None:
+        ctx.progress(0.7 * percent / 100, "transcribing")
+
+    ctx.progress(0.0, "transcribing")
+    with loaded.lock, models.out_of_memory_is_transient():
+        raw = pipeline.transcribe(samples, batch_size=BATCH_SIZE, language=language,
+                                  task=options.task, progress_callback=on_chunk)
+        segments: list[RawSegment] = [s for s in raw["segments"] if s["text"].strip()]
+        if not segments:
+            return [], options.language
+        language = raw["language"]
+        ctx.progress(0.7, "aligning words")
+        aligner = models.aligner(language, ctx.settings.device)
+        if aligner is not None and options.task == "transcribe":
+            import whisperx
+
+            model, metadata = aligner.model
+            with aligner.lock:
+                aligned = whisperx.align(segments, model, metadata, samples,
+                                         models.torch_device(ctx.settings.device))
+            return aligned["segments"], language
+        ctx.log.info("no wav2vec2 aligner (offline or none for %s): Whisper word timings",
+                     language)
+        words = [align_words(pipeline.model, samples, s, language, options.task, ctx)
+                 for s in segments]
+    return split_sentences(segments, words), language
+
+
+def align_words(model: Any, samples: npt.NDArray[np.float32], segment: RawSegment,
+                language: str, task: str, ctx: JobContext) -> list[dict[str, Any]]:
+    """Word timings of ``segment``'s text from Whisper's cross-attention alignment heads.
+
+    whisperx's batched decoding returns no timestamps; rather than decode everything a
+    second time, the text it produced is force-aligned against the same chunk's encoder
+    output by the faster-whisper model already loaded.
+    """
+    from faster_whisper.audio import pad_or_trim
+    from faster_whisper.tokenizer import Tokenizer
+    from faster_whisper.transcribe import merge_punctuations
+
+    tokenizer = Tokenizer(model.hf_tokenizer, model.model.is_multilingual,
+                          task=task, language=language)
+    start = float(segment["start"])
+    chunk = samples[int(start * SAMPLE_RATE):int(float(segment["end"]) * SAMPLE_RATE)]
+    features = model.feature_extractor(chunk)[..., :-1]
+    num_frames = min(features.shape[-1], model.feature_extractor.nb_max_frames)
+    encoded = model.encode(pad_or_trim(features))
+    tokens = tokenizer.encode(" " + segment["text"].strip())
+    alignment = model.find_alignment(tokenizer, [tokens], encoded, num_frames)[0]
+    merge_punctuations(alignment, _PREPEND, _APPEND)
+    ctx.progress(0.7 + 0.25 * min(start / max(len(samples) / SAMPLE_RATE, 1e-3), 1.0),
+                 "aligning words")
+    return [
+        {"word": w["word"], "start": round(start + float(w["start"]), 3),
+         "end": round(start + float(w["end"]), 3), "score": round(float(w["probability"]), 3)}
+        for w in alignment if w["word"].strip()
+    ]
+
+
+def split_sentences(segments: list[RawSegment],
+                    words: list[list[dict[str, Any]]]) -> list[RawSegment]:
+    """Whisper chunks (up to 30 s) -> one segment per sentence, timed by its words."""
+    sentences: list[RawSegment] = []
+    for segment, chunk_words in zip(segments, words):
+        if not chunk_words:
+            sentences.append({**segment, "words": []})
+            continue
+        current: list[dict[str, Any]] = []
+        for word in chunk_words:
+            current.append(word)
+            if word["word"].strip().endswith(_SENTENCE_END):
+                sentences.append(_from_words(current))
+                current = []
+        if current:
+            sentences.append(_from_words(current))
+    return sentences
+
+
+def _from_words(words: list[dict[str, Any]]) -> RawSegment:
+    return {"start": words[0]["start"], "end": words[-1]["end"],
+            "text": _join(words), "words": words}
+
+
+def _join(words: list[dict[str, Any]]) -> str:
+    # Whisper's words carry their leading space (and none in languages written without
+    # spaces); wav2vec2-aligned words carry none.
+    if any(w["word"].startswith(" ") for w in words):
+        return "".join(w["word"] for w in words).strip()
+    return " ".join(w["word"] for w in words)
+
+
+def assign_speakers(segments: list[RawSegment],
+                    diarization: artifacts.Diarization) -> list[RawSegment]:
+    """Give each word the speaker talking over it, then split segments where it changes."""
+    import pandas as pd
+    import whisperx
+
+    turns = diarization.exclusive_turns or diarization.turns
+    if not turns or not segments:
+        return segments
+    frame = pd.DataFrame([{"start": t.start, "end": t.end, "speaker": t.speaker} for t in turns])
+    assigned = whisperx.assign_word_speakers(frame, {"segments": segments}, fill_nearest=True)
+    return [part for s in assigned["segments"] for part in _split_by_speaker(s)]
+
+
+def _split_by_speaker(segment: RawSegment) -> list[RawSegment]:
+    words = segment.get("words") or []
+    runs: list[list[dict[str, Any]]] = []
+    for word in words:
+        speaker = word.get("speaker") or (runs[-1][-1].get("speaker") if runs else None)
+        if runs and runs[-1][-1].get("speaker") == speaker:
+            runs[-1].append(word)
+        else:
+            runs.append([word])
+        word["speaker"] = speaker
+    if len(runs) <= 1:
+        return [segment]
+    return [{**_from_words(run), "speaker": run[0]["speaker"]} for run in runs]
+
+
+def _segment(raw: RawSegment) -> Segment:
+    words = [
+        Word(word=w["word"].strip(), start=w.get("start"), end=w.get("end"),
+             score=w.get("score"), speaker=w.get("speaker"))
+        for w in raw.get("words") or []
+    ]
+    return Segment(start=float(raw["start"]), end=float(raw["end"]), text=raw["text"].strip(),
+                   speaker=raw.get("speaker"), words=words)

@@ -1,0 +1,80 @@
+"""Fixtures of the stage tests: settings, stages with their models loaded once per session,
+and job contexts built by hand (no Redis)."""
+
+from __future__ import annotations
+
+import os
+
+os.environ["PYANNOTE_METRICS_ENABLED"] = "0"
+os.environ.setdefault("HF_HUB_OFFLINE", "1")
+
+from collections.abc import Callable  # noqa: E402
+from typing import TYPE_CHECKING  # noqa: E402
+from pathlib import Path  # noqa: E402
+
+import importlib.util  # noqa: E402
+import pytest  # noqa: E402
+
+from pipeline.settings import Settings  # noqa: E402
+from pipeline.stage import JobContext  # noqa: E402
+from pipeline.types import JobOptions  # noqa: E402
+from stages.decode import DecodeStage  # noqa: E402
+from tests.stages.jobs import Progress, make_context  # noqa: E402
+
+if TYPE_CHECKING:
+    # Imported for real inside the fixtures, so tests without models never load torch.
+    from stages.diarize import DiarizeStage
+    from stages.transcribe import TranscribeStage
+
+
+def _sample_dir() -> Path:
+    # Found without importing pyannote (and torch) so the media tests stay fast.
+    spec = importlib.util.find_spec("pyannote.audio")
+    assert spec is not None and spec.origin is not None, "pyannote.audio is not installed"
+    return Path(spec.origin).parent / "sample"
+
+
+SAMPLE_DIR = _sample_dir()
+
+MakeContext = Callable[..., tuple[JobContext, Progress]]
+
+
+@pytest.fixture(scope="session")
+def settings() -> Settings:
+    return Settings(device="cpu", whisper_model="tiny.en")
+
+
+@pytest.fixture
+def make_ctx(tmp_path: Path, settings: Settings) -> MakeContext:
+    """make_ctx(source, options=None, **setting_overrides) -> (context, progress)."""
+
+    def make(source: Path | None, options: JobOptions | None = None,
+             **overrides: object) -> tuple[JobContext, Progress]:
+        job_settings = Settings.from_env({}, **{
+            "device": settings.device, "whisper_model": settings.whisper_model, **overrides})
+        return make_context(tmp_path / "jobs", source, job_settings, options)
+
+    return make
+
+
+@pytest.fixture(scope="session")
+def decode() -> DecodeStage:
+    return DecodeStage()
+
+
+@pytest.fixture(scope="session")
+def diarize(settings: Settings) -> DiarizeStage:
+    from stages.diarize import DiarizeStage
+
+    stage = DiarizeStage()
+    stage.setup(settings)
+    return stage
+
+
+@pytest.fixture(scope="session")
+def transcribe(settings: Settings) -> TranscribeStage:
+    from stages.transcribe import TranscribeStage
+
+    stage = TranscribeStage()
+    stage.setup(settings)
+    return stage

@@ -1,0 +1,66 @@
+"""Model resolution and the one-time reassembly of the bundled Whisper base model."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from pipeline.errors import PermanentError
+from pipeline.settings import Settings
+from stages import models
+
+
+def test_base_is_reassembled_once(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path))
+    directory = models.bundled_base_dir()
+    model_bin = directory / "model.bin"
+    assert model_bin.stat().st_size == models.BASE_MODEL_BYTES
+    assert {p.name for p in directory.iterdir()} == {
+        "model.bin", "config.json", "tokenizer.json", "vocabulary.txt"}
+    written = model_bin.stat().st_mtime_ns
+    assert models.bundled_base_dir() == directory
+    assert model_bin.stat().st_mtime_ns == written  # reused, not rewritten
+
+
+def test_truncated_base_is_rebuilt(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path))
+    model_bin = models.bundled_base_dir() / "model.bin"
+    with model_bin.open("r+b") as f:
+        f.truncate(1000)
+    assert (models.bundled_base_dir() / "model.bin").stat().st_size == models.BASE_MODEL_BYTES
+
+
+def test_whisper_sources(tmp_path: Path) -> None:
+    assert (Path(models.whisper_source("tiny.en")) / "model.bin").is_file()
+    assert models.whisper_source("small") == "small"  # a hub size name, downloaded online
+    (tmp_path / "model.bin").write_bytes(b"")
+    assert models.whisper_source(str(tmp_path)) == str(tmp_path)
+    with pytest.raises(PermanentError, match="unknown Whisper model"):
+        models.whisper_source("/etc")
+
+
+@pytest.mark.models
+def test_hub_size_name_offline_is_a_permanent_error(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("HF_HUB_OFFLINE", "1")
+    with pytest.raises(PermanentError, match="not available offline"):
+        models.whisper("large-v3-turbo", "cpu")
+
+
+@pytest.mark.models
+def test_models_are_cached(settings: Settings) -> None:
+    first = models.whisper("tiny.en", "cpu")
+    assert models.whisper(str(Path(models.whisper_source("tiny.en"))), "cpu") is first
+    assert models.diarization(settings) is models.diarization(settings)
+
+
+def test_out_of_memory_is_transient() -> None:
+    from pipeline.errors import TransientError
+
+    # A device running out of memory cannot be provoked on a CPU test machine: raise the
+    # errors torch and CTranslate2 raise.
+    for fault in (MemoryError(), RuntimeError("CUDA failed with error out of memory")):
+        with pytest.raises(TransientError), models.out_of_memory_is_transient():
+            raise fault
+    with pytest.raises(RuntimeError, match="other"), models.out_of_memory_is_transient():
+        raise RuntimeError("other")
