@@ -41,7 +41,8 @@ class JobContext:
         Raises :class:`pipeline.errors.JobGone` when the job was cancelled or deleted, so a
         long-running stage stops at its next progress report.
         """
-        self.report(min(max(fraction, 0.0), 1.0), detail)
+        # float(): numpy scalars would reach Redis as "np.float64(0.5)".
+        self.report(min(max(float(fraction), 0.0), 1.0), detail)
 
 
 class Stage(abc.ABC):

@@ -125,3 +125,20 @@ def test_settings_name_the_bad_variable() -> None:
     s = Settings.from_env({"JOB_TTL_SECONDS": "3600", "REDIS_URL": "", "DEVICE": "cpu"})
     assert s.job_ttl_seconds == 3600 and s.redis_url is None and s.device == "cpu"
     assert [row[0] for row in describe()][:3] == ["REDIS_URL", "JOBS_DIR", "JOB_TTL_SECONDS"]
+
+
+async def test_progress_accepts_numpy_numbers(store: JobStore) -> None:
+    import numpy as np
+
+    from pipeline.stage import JobContext
+    job_id = await submit(store)
+    d = await delivered(store)
+    job = await store.get(job_id)
+    assert job is not None
+    reported: list[float] = []
+    ctx = JobContext(job=job, files=store.files(job_id), settings=store.settings,
+                     log=None,  # type: ignore[arg-type]
+                     report=lambda fraction, detail: reported.append(fraction))
+    ctx.progress(np.float64(0.25))
+    assert type(reported[0]) is float
+    assert await store.progress(d, job.plan, reported[0], None) is Outcome.OK
