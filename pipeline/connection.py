@@ -26,6 +26,9 @@ async def connect(settings: Settings) -> Redis:
         decode_responses=True,
         health_check_interval=30,
         socket_connect_timeout=5,
+        # Longer than the runtime's blocking reads, which would otherwise time out (the
+        # client's default follows the connect timeout).
+        socket_timeout=settings.block_seconds + 10,
         # Single commands ride out short blips; the runtime's loops handle longer outages.
         retry=Retry(ExponentialBackoff(cap=2.0, base=0.1), retries=3),
         retry_on_error=[ConnectionError, TimeoutError],

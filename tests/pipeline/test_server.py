@@ -118,3 +118,14 @@ def test_one_embedded_server_per_jobs_dir(tmp_path: Path) -> None:
     info = running_server(server_dir(tmp_path))
     assert info is not None and info.url in urls
     stop_server(info)
+
+
+async def test_blocking_reads_outlast_the_socket_timeout(settings: Settings) -> None:
+    slow = msgspec.structs.replace(settings, block_seconds=6.0)
+    redis = await connect(slow)
+    try:
+        stream = f"{slow.key_prefix}:idle"
+        await redis.xgroup_create(stream, "g", id="0", mkstream=True)
+        assert await redis.xreadgroup("g", "c", {stream: ">"}, count=1, block=6000) == []
+    finally:
+        await redis.aclose()
