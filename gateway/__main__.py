@@ -1,0 +1,26 @@
+"""``python -m gateway``: serve the HTTP API on HOST:PORT."""
+
+from __future__ import annotations
+
+import sys
+
+import uvicorn
+
+from gateway.app import create_app
+from pipeline.errors import ConfigError
+from pipeline.logs import setup_logging
+from pipeline.settings import Settings
+
+
+def main() -> None:
+    try:
+        settings = Settings.from_env()
+    except ConfigError as exc:
+        sys.exit(f"configuration error: {exc}")
+    setup_logging(settings.log_level)
+    uvicorn.run(create_app(settings), host=settings.host, port=settings.port,
+                log_level=settings.log_level.lower(), proxy_headers=True)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,58 @@
+"""The Litestar application: routes, auth, error bodies and the Redis connection."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+from collections.abc import AsyncIterator
+
+from litestar import Litestar
+from litestar.datastructures import State
+from litestar.di import Provide
+from litestar.exceptions import HTTPException
+from litestar.openapi import OpenAPIConfig
+
+from gateway.auth import require_key
+from gateway.errors import http_exception_handler, internal_error_handler
+from gateway.health import health
+from gateway.janitor import run_janitor
+from gateway.jobs import create_job, delete_job, get_job, get_result, list_jobs, transcribe
+from gateway.metrics import metrics
+from gateway.services import Services, provide_owner, provide_services
+from pipeline.connection import connect
+from pipeline.settings import Settings
+from pipeline.store import JobStore
+
+
+def create_app(settings: Settings) -> Litestar:
+    @contextlib.asynccontextmanager
+    async def lifespan(app: Litestar) -> AsyncIterator[None]:
+        redis = await connect(settings)
+        store = JobStore(redis, settings)
+        app.state.services = Services(store=store, settings=settings)
+        janitor = asyncio.create_task(run_janitor(store))
+        try:
+            yield
+        finally:
+            janitor.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await janitor
+            await redis.aclose()
+
+    return Litestar(
+        route_handlers=[create_job, get_job, get_result, list_jobs, delete_job, transcribe,
+                        health, metrics],
+        lifespan=[lifespan],
+        state=State({"settings": settings}),
+        guards=[require_key],
+        dependencies={"services": Provide(provide_services, sync_to_thread=False),
+                      "owner": Provide(provide_owner, sync_to_thread=False)},
+        exception_handlers={HTTPException: http_exception_handler,
+                            Exception: internal_error_handler},
+        openapi_config=OpenAPIConfig(
+            title="Transcription & Diarization API", version="1.0.0",
+            description="Speech transcription with speaker diarization. Upload audio to "
+                        "POST /jobs and poll GET /jobs/{id}, or POST /transcribe for short "
+                        "audio."),
+        debug=False,
+    )

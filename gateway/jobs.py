@@ -1,0 +1,158 @@
+"""The job endpoints: submit, inspect, long-poll, fetch results, list, delete, transcribe."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from typing import Annotated, Any
+
+import msgspec
+from litestar import Request, Response, delete, get, post
+from litestar.params import Parameter
+
+from gateway.errors import ApiError
+from gateway.events import next_change, until_finished
+from gateway.formats import RENDERERS, Format
+from gateway.models import Deleted, JobAccepted, JobPage, JobView, job_summary, job_view
+from gateway.services import Services
+from gateway.submit import submit
+from pipeline.store import JobStore
+from pipeline.types import Job, JobStatus, Result
+
+log = logging.getLogger("gateway.jobs")
+
+MAX_WAIT_SECONDS = 60
+
+
+def _not_found(job_id: str) -> ApiError:
+    # The same answer for another key's job as for an unknown id: ids are not disclosed.
+    return ApiError(404, f"no job {job_id}: it never existed, expired or was deleted; "
+                         "check the id returned by POST /jobs")
+
+
+async def _find(store: JobStore, job_id: str, owner: str | None) -> Job:
+    job = await store.get(job_id)
+    if job is None or (owner is not None and job.owner != owner):
+        raise _not_found(job_id)
+    return job
+
+
+async def _result(job: Job) -> Result | None:
+    if job.status != JobStatus.COMPLETED or not job.result_path:
+        return None
+    path = job.result_path
+    try:
+        raw = await asyncio.to_thread(lambda: open(path, "rb").read())
+    except FileNotFoundError:
+        log.warning("job=%s completed but its result file %s is missing", job.id, path)
+        return None
+    return msgspec.json.decode(raw, type=Result)
+
+
+def _location(job_id: str) -> dict[str, str]:
+    return {"Location": f"/jobs/{job_id}"}
+
+
+@post("/jobs", status_code=202, request_max_body_size=None,
+      summary="Submit audio as a background job",
+      description="multipart/form-data: `file` (the audio) and optional fields language, "
+                  "task, num_speakers, min_speakers, max_speakers, model, diarize. "
+                  "Send `Idempotency-Key` to make retries safe.")
+async def create_job(request: Request[Any, Any, Any], services: Services,
+                     owner: str | None) -> Response[JobAccepted]:
+    settings = services.settings
+    submitted = await submit(request, services.store, owner=owner,
+                             max_seconds=settings.max_audio_seconds,
+                             too_long="split it into shorter files")
+    job = await _find(services.store, submitted.job_id, owner)
+    return Response(JobAccepted(job_id=job.id, status=job.status), status_code=202,
+                    headers=_location(job.id))
+
+
+@get("/jobs/{job_id:str}", summary="A job's status, stages and (once completed) result")
+async def get_job(
+    job_id: str, services: Services, owner: str | None,
+    wait: Annotated[float, Parameter(
+        ge=0, le=MAX_WAIT_SECONDS,
+        description="Long poll: answer as soon as the job changes, or after this many "
+                    "seconds")] = 0,
+) -> JobView:
+    job: Job | None = await _find(services.store, job_id, owner)
+    if wait > 0 and job is not None and not job.status.terminal:
+        job = await next_change(services.store, job, wait)
+    if job is None:
+        raise _not_found(job_id)
+    return job_view(job, await _result(job))
+
+
+@get("/jobs/{job_id:str}/result", summary="A completed job's result in one of several formats")
+async def get_result(
+    job_id: str, services: Services, owner: str | None,
+    format: Annotated[Format, Parameter(  # noqa: A002 - the query parameter's public name
+        description="json, srt, vtt, txt or rttm")] = "json",
+) -> Response[str]:
+    job = await _find(services.store, job_id, owner)
+    if job.status != JobStatus.COMPLETED:
+        reason = f" ({job.error})" if job.error else ""
+        advice = ("it will not complete; submit the audio again" if job.status.terminal
+                  else f"poll GET /jobs/{job_id} until its status is completed")
+        raise ApiError(409, f"job {job_id} is {job.status}{reason}; {advice}")
+    result = await _result(job)
+    if result is None:
+        raise ApiError(410, f"the result of job {job_id} is no longer stored; "
+                            "submit the audio again")
+    render, media_type = RENDERERS[format]
+    return Response(render(result, job.id), media_type=media_type)
+
+
+@get("/jobs", summary="Recent jobs, newest first")
+async def list_jobs(
+    services: Services, owner: str | None,
+    status: Annotated[JobStatus | None, Parameter(description="only jobs in this status")] = None,
+    limit: Annotated[int, Parameter(ge=1, le=200)] = 50,
+    cursor: Annotated[str | None, Parameter(description="next_cursor of the previous page")] = None,
+) -> JobPage:
+    try:
+        jobs, next_cursor = await services.store.list(status=status, owner=owner, cursor=cursor,
+                                                      limit=limit)
+    except ValueError:
+        raise ApiError(400, "invalid query parameter 'cursor': pass the next_cursor of the "
+                            "previous page as is") from None
+    return JobPage(jobs=[job_summary(j) for j in jobs],
+                   next_cursor=next_cursor)
+
+
+@delete("/jobs/{job_id:str}", status_code=200,
+        summary="Cancel a job wherever it is and delete it with its files")
+async def delete_job(job_id: str, services: Services, owner: str | None) -> Deleted:
+    await _find(services.store, job_id, owner)
+    if not await services.store.delete(job_id):
+        raise _not_found(job_id)
+    log.info("job=%s deleted", job_id)
+    return Deleted(deleted=job_id)
+
+
+@post("/transcribe", status_code=200, request_max_body_size=None,
+      summary="Transcribe short audio and wait for the result",
+      description="Like POST /jobs, but answers with the finished job (200). Audio longer "
+                  "than SYNC_MAX_SECONDS is refused (413); if the job takes longer than "
+                  "SYNC_TIMEOUT_SECONDS the answer is 202 with the job id to poll.")
+async def transcribe(request: Request[Any, Any, Any], services: Services,
+                     owner: str | None) -> Response[Any]:
+    settings, store = services.settings, services.store
+    submitted = await submit(
+        request, store, owner=owner,
+        max_seconds=min(settings.sync_max_seconds, settings.max_audio_seconds),
+        too_long="submit it with POST /jobs and poll GET /jobs/{id} instead")
+    job = await until_finished(store, submitted.job_id, settings.sync_timeout_seconds)
+    if job is None:
+        raise ApiError(410, f"job {submitted.job_id} was deleted before it finished")
+    if job.status == JobStatus.COMPLETED:
+        return Response(job_view(job, await _result(job)), status_code=200)
+    if job.status.terminal:
+        raise ApiError(422, f"job {job.id} {job.status}: {job.error or 'no reason given'}; "
+                            "check the audio and submit it again")
+    log.info("job=%s still %s after %gs: answering 202", job.id, job.status,
+             settings.sync_timeout_seconds)
+    return Response(JobAccepted(job_id=job.id, status=job.status), status_code=202,
+                    headers=_location(job.id))

@@ -1,0 +1,29 @@
+"""What route handlers get injected: the store, the settings and the caller."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+from litestar import Request
+from litestar.datastructures import State
+
+from pipeline.settings import Settings
+from pipeline.store import JobStore
+
+
+@dataclass(frozen=True)
+class Services:
+    store: JobStore
+    settings: Settings
+
+
+def provide_services(state: State) -> Services:
+    services: Services = state.services
+    return services
+
+
+def provide_owner(request: Request[Any, Any, Any]) -> str | None:
+    """The caller's owner fingerprint, set by the auth guard (None when auth is off)."""
+    owner: str | None = request.state.get("owner")
+    return owner

@@ -1,0 +1,106 @@
+"""From an upload to a queued job: the path shared by POST /jobs and POST /transcribe."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import os
+from dataclasses import dataclass
+from typing import Any
+
+import msgspec
+from litestar import Request
+
+from gateway.errors import ApiError
+from gateway.streams import queue_lag
+from gateway.uploads import Upload, receive_upload
+from pipeline.errors import PermanentError
+from pipeline.settings import Settings
+from pipeline.store import JobStore, new_job_id
+from pipeline.types import STAGES, JobOptions
+from stages.media import probe
+
+log = logging.getLogger("gateway.submit")
+
+#: Seconds a client refused for backpressure is asked to wait before trying again.
+RETRY_AFTER_SECONDS = 30
+
+
+@dataclass(frozen=True)
+class Submitted:
+    job_id: str
+    created: bool  # False: an earlier upload with the same Idempotency-Key made the job
+
+
+def parse_options(fields: dict[str, str]) -> JobOptions:
+    """Form fields -> JobOptions; a bad value gets a 400 naming the field."""
+    known = set(JobOptions.__struct_fields__)
+    unknown = sorted(set(fields) - known)
+    if unknown:
+        raise ApiError(400, f"unknown form field '{unknown[0]}'; accepted fields: file, "
+                            + ", ".join(JobOptions.__struct_fields__))
+    raw = {name: value.strip() for name, value in fields.items() if value.strip()}
+    try:
+        return msgspec.convert(raw, JobOptions, strict=False)
+    except msgspec.ValidationError as exc:
+        message = str(exc)
+        text, _, where = message.rpartition(" - at `$.")
+        if where:
+            raise ApiError(400, f"invalid form field '{where.rstrip('`')}': {text}") from None
+        raise ApiError(400, f"invalid options: {message}") from None
+
+
+async def check_backpressure(store: JobStore, settings: Settings) -> None:
+    lag = await queue_lag(store.redis, store.keys, STAGES[0], cap=settings.max_queued_jobs)
+    if lag > settings.max_queued_jobs:
+        raise ApiError(503, f"{lag} jobs are waiting to be processed (limit "
+                            f"{settings.max_queued_jobs}); try again in "
+                            f"{RETRY_AFTER_SECONDS} seconds",
+                       {"Retry-After": str(RETRY_AFTER_SECONDS)})
+
+
+async def _check_audio(upload: Upload, max_seconds: float, too_long: str) -> None:
+    try:
+        info = await asyncio.to_thread(probe, upload.path)
+    except PermanentError as exc:
+        raise ApiError(415, f"{exc}; upload an audio file (wav, mp3, m4a, flac, ogg, "
+                            "webm, ...)") from None
+    if info.duration is not None and info.duration > max_seconds:
+        raise ApiError(413, f"the audio lasts {info.duration:.0f} s, longer than the limit "
+                            f"of {max_seconds:g} s; {too_long}")
+
+
+async def submit(request: Request[Any, Any, Any], store: JobStore, *, owner: str | None,
+                 max_seconds: float, too_long: str) -> Submitted:
+    """Receive, check and store the upload, then create and queue its job.
+
+    ``max_seconds`` is the longest audio accepted; ``too_long`` tells the client what to do
+    with longer audio.
+    """
+    settings = store.settings
+    await check_backpressure(store, settings)
+    idempotency_key = request.headers.get("idempotency-key") or None
+    if idempotency_key is not None and len(idempotency_key) > 200:
+        raise ApiError(400, "Idempotency-Key is longer than 200 characters; send a shorter key")
+    upload = await receive_upload(request, settings.jobs_path, settings.max_upload_bytes)
+    try:
+        options = parse_options(upload.fields)
+        await _check_audio(upload, max_seconds, too_long)
+        job_id = new_job_id()
+        files = store.files(job_id)
+        files.create()
+        os.replace(upload.path, files.input)
+    finally:
+        upload.path.unlink(missing_ok=True)
+    try:
+        existing, created = await store.create(job_id, options, input_name=upload.filename,
+                                               owner=owner, idempotency_key=idempotency_key)
+    except BaseException:
+        files.remove()
+        raise
+    if created:
+        log.info("job=%s queued: %s (%d bytes)", job_id, upload.filename, upload.size)
+    else:
+        files.remove()
+        log.info("job=%s repeated upload (Idempotency-Key) discarded", existing)
+    return Submitted(existing, created)

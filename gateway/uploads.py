@@ -1,0 +1,131 @@
+"""Receiving a multipart upload as a stream, straight to a temp file under JOBS_DIR.
+
+Litestar's form parsing keeps a whole part in memory (up to a spool size) or under the
+system temp dir and only limits the body as a whole; an upload of gigabytes should touch
+neither memory nor another disk, so the body is parsed here, chunk by chunk, with the
+``multipart`` push parser.
+"""
+
+from __future__ import annotations
+
+import re
+import secrets
+import unicodedata
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, BinaryIO
+
+from litestar import Request
+from multipart import MultipartError, MultipartSegment, PushMultipartParser
+
+from gateway.errors import ApiError
+
+#: Room the multipart framing and the option fields may take besides the file itself.
+FORM_OVERHEAD = 64 * 1024
+_MAX_FIELD_BYTES = 1024
+_MAX_PARTS = 16
+FILE_FIELD = "file"
+
+
+@dataclass
+class Upload:
+    path: Path  # the temp file holding the uploaded bytes
+    size: int
+    filename: str | None  # sanitised, for display only
+    fields: dict[str, str] = field(default_factory=dict)
+
+
+def uploads_dir(jobs_path: Path) -> Path:
+    return jobs_path / ".uploads"
+
+
+def display_name(raw: str | None) -> str | None:
+    """The client's file name reduced to something safe to show: never used as a path."""
+    if not raw:
+        return None
+    name = re.split(r"[/\\]", raw)[-1]
+    name = "".join(c for c in name if unicodedata.category(c)[0] != "C").strip()
+    return name[:200] or None
+
+
+def _too_large(limit: int) -> ApiError:
+    return ApiError(413, f"the upload exceeds the limit of {limit} bytes "
+                         "(MAX_UPLOAD_BYTES); send a smaller or compressed file")
+
+
+def _boundary(request: Request[Any, Any, Any]) -> str:
+    media_type, params = request.content_type
+    if media_type != "multipart/form-data" or not params.get("boundary"):
+        raise ApiError(415, "send the audio as multipart/form-data with the file in the "
+                            f"field '{FILE_FIELD}' (e.g. curl -F file=@audio.wav)")
+    return params["boundary"]
+
+
+async def receive_upload(request: Request[Any, Any, Any], jobs_path: Path,
+                         max_bytes: int) -> Upload:
+    """Stream the request's multipart body; the file part goes to a temp file.
+
+    Raises 413 as soon as the file passes ``max_bytes`` (or Content-Length says it will),
+    400 on a malformed form. The caller owns (and must remove) ``Upload.path``.
+    """
+    boundary = _boundary(request)
+    declared = request.headers.get("content-length")
+    if declared is not None and declared.isdigit() and int(declared) > max_bytes + FORM_OVERHEAD:
+        raise _too_large(max_bytes)
+
+    folder = uploads_dir(jobs_path)
+    folder.mkdir(parents=True, exist_ok=True)
+    path = folder / f"{secrets.token_hex(16)}.part"
+    upload = Upload(path=path, size=0, filename=None)
+    sink: BinaryIO | None = None
+    got_file = False
+    received = 0
+    try:
+        with PushMultipartParser(boundary, max_segment_count=_MAX_PARTS) as parser:
+            part: MultipartSegment | None = None
+            value = bytearray()
+            async for chunk in request.stream():
+                received += len(chunk)
+                if received > max_bytes + FORM_OVERHEAD:
+                    raise _too_large(max_bytes)
+                for event in parser.parse(chunk):
+                    if isinstance(event, MultipartSegment):
+                        part, value = event, bytearray()
+                        if part.name == FILE_FIELD:
+                            if got_file:
+                                raise ApiError(400, f"send exactly one '{FILE_FIELD}' part")
+                            got_file = True
+                            upload.filename = display_name(part.filename)
+                            sink = path.open("wb")
+                    elif event is None:
+                        if part is not None and part.name != FILE_FIELD and part.name:
+                            upload.fields[part.name] = value.decode("utf-8", "replace")
+                        part = None
+                    elif part is not None and part.name == FILE_FIELD and sink is not None:
+                        upload.size += len(event)
+                        if upload.size > max_bytes:
+                            raise _too_large(max_bytes)
+                        # Local disk writes of one chunk are short; not worth a thread hop.
+                        sink.write(event)
+                    else:
+                        value += event
+                        if len(value) > _MAX_FIELD_BYTES:
+                            raise ApiError(400, f"form field '{part.name if part else '?'}' "
+                                                f"is longer than {_MAX_FIELD_BYTES} bytes")
+            if not parser.closed:
+                raise ApiError(400, "the multipart body ended early; send the whole form")
+    except MultipartError as exc:
+        path.unlink(missing_ok=True)
+        raise ApiError(400, f"malformed multipart body ({exc}); send multipart/form-data "
+                            f"with the file in the field '{FILE_FIELD}'") from None
+    except BaseException:
+        path.unlink(missing_ok=True)
+        raise
+    finally:
+        if sink is not None:
+            sink.close()
+    if not got_file:
+        path.unlink(missing_ok=True)
+        raise ApiError(400, f"no file: send the audio in the multipart field '{FILE_FIELD}' "
+                            "(e.g. curl -F file=@audio.wav)")
+    return upload

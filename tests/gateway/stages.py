@@ -1,0 +1,63 @@
+"""Stages for gateway tests: they ignore the uploaded audio and obey the job's `model` option.
+
+``model=fail`` makes diarize fail permanently; ``model=wait`` makes decode wait for a file
+named ``go`` in the job's folder (reporting progress meanwhile). Anything else runs through.
+"""
+
+from __future__ import annotations
+
+import time
+from typing import ClassVar
+
+import msgspec
+
+from pipeline.errors import PermanentError
+from pipeline.stage import JobContext, Stage
+from pipeline.types import Result, Segment, StageName, Word
+
+RESULT = Result(
+    language="en", duration=3.0, speakers=["SPEAKER_00", "SPEAKER_01"],
+    segments=[
+        Segment(start=0.0, end=1.25, text="Hello there.", speaker="SPEAKER_00",
+                words=[Word(word="Hello", start=0.0, end=0.5, speaker="SPEAKER_00")]),
+        Segment(start=1.5, end=2.75, text="Hi <you> & me", speaker="SPEAKER_01"),
+        Segment(start=2.75, end=3.0, text="Bye", speaker=None),
+    ],
+)
+
+
+class _Stage(Stage):
+    def process(self, ctx: JobContext) -> None:
+        mode = ctx.job.options.model
+        ctx.progress(0.5, f"{self.name} halfway")
+        if mode == "wait" and self.name == "decode":
+            while not (ctx.files.root / "go").exists():
+                ctx.progress(0.6, "waiting for go")
+                time.sleep(0.02)
+        if mode == "fail" and self.name == "diarize":
+            raise PermanentError("diarize: the input is not usable")
+        self.output(ctx)
+
+    def output(self, ctx: JobContext) -> None:
+        pass
+
+
+class Decode(_Stage):
+    name: ClassVar[StageName] = "decode"
+
+
+class Diarize(_Stage):
+    name: ClassVar[StageName] = "diarize"
+
+
+class Transcribe(_Stage):
+    name: ClassVar[StageName] = "transcribe"
+
+    def output(self, ctx: JobContext) -> None:
+        path = ctx.files.result(ctx.job.run)
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_bytes(msgspec.json.encode(RESULT))
+
+
+GATEWAY_STAGES: dict[StageName, type[Stage]] = {
+    "decode": Decode, "diarize": Diarize, "transcribe": Transcribe}
