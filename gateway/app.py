@@ -16,7 +16,16 @@ from gateway.auth import require_key
 from gateway.errors import http_exception_handler, internal_error_handler
 from gateway.health import health
 from gateway.janitor import run_janitor
-from gateway.jobs import create_job, delete_job, get_job, get_result, list_jobs, transcribe
+from gateway.jobs import (
+    create_job,
+    delete_job,
+    get_job,
+    get_result,
+    get_run_result,
+    list_jobs,
+    rerun_job,
+    transcribe,
+)
 from gateway.metrics import metrics
 from gateway.services import Services, provide_owner, provide_services
 from pipeline.connection import connect
@@ -40,8 +49,8 @@ def create_app(settings: Settings) -> Litestar:
             await redis.aclose()
 
     return Litestar(
-        route_handlers=[create_job, get_job, get_result, list_jobs, delete_job, transcribe,
-                        health, metrics],
+        route_handlers=[create_job, get_job, get_result, get_run_result, rerun_job, list_jobs,
+                        delete_job, transcribe, health, metrics],
         lifespan=[lifespan],
         state=State({"settings": settings}),
         guards=[require_key],

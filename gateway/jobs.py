@@ -13,10 +13,19 @@ from litestar.params import Parameter
 from gateway.errors import ApiError
 from gateway.events import next_change, until_finished
 from gateway.formats import RENDERERS, Format
-from gateway.models import Deleted, JobAccepted, JobPage, JobView, job_summary, job_view
+from gateway.models import (
+    Deleted,
+    JobAccepted,
+    JobPage,
+    JobView,
+    RerunAccepted,
+    RerunRequest,
+    job_summary,
+    job_view,
+)
 from gateway.services import Services
 from gateway.submit import submit
-from pipeline.store import JobStore
+from pipeline.store import JobStore, Outcome
 from pipeline.types import Job, JobStatus, Result
 
 log = logging.getLogger("gateway.jobs")
@@ -40,7 +49,10 @@ async def _find(store: JobStore, job_id: str, owner: str | None) -> Job:
 async def _result(job: Job) -> Result | None:
     if job.status != JobStatus.COMPLETED or not job.result_path:
         return None
-    path = job.result_path
+    return await _read_result(job, job.result_path)
+
+
+async def _read_result(job: Job, path: str) -> Result | None:
     try:
         raw = await asyncio.to_thread(lambda: open(path, "rb").read())
     except FileNotFoundError:
@@ -91,18 +103,71 @@ async def get_result(
     format: Annotated[Format, Parameter(  # noqa: A002 - the query parameter's public name
         description="json, srt, vtt, txt or rttm")] = "json",
 ) -> Response[str]:
-    job = await _find(services.store, job_id, owner)
+    return await _current_result(await _find(services.store, job_id, owner), format)
+
+
+async def _current_result(job: Job, format: Format) -> Response[str]:  # noqa: A002
     if job.status != JobStatus.COMPLETED:
         reason = f" ({job.error})" if job.error else ""
         advice = ("it will not complete; submit the audio again" if job.status.terminal
-                  else f"poll GET /jobs/{job_id} until its status is completed")
-        raise ApiError(409, f"job {job_id} is {job.status}{reason}; {advice}")
-    result = await _result(job)
+                  else f"poll GET /jobs/{job.id} until its status is completed")
+        raise ApiError(409, f"job {job.id} is {job.status}{reason}; {advice}")
+    return await _render(job, await _result(job), format)
+
+
+async def _render(job: Job, result: Result | None, format: Format) -> Response[str]:  # noqa: A002
     if result is None:
-        raise ApiError(410, f"the result of job {job_id} is no longer stored; "
+        raise ApiError(410, f"the result of job {job.id} is no longer stored; "
                             "submit the audio again")
     render, media_type = RENDERERS[format]
     return Response(render(result, job.id), media_type=media_type)
+
+
+@get("/jobs/{job_id:str}/runs/{run:int}/result",
+     summary="The result of one run of a job (earlier runs stay available)")
+async def get_run_result(
+    job_id: str, run: int, services: Services, owner: str | None,
+    format: Annotated[Format, Parameter(  # noqa: A002 - the query parameter's public name
+        description="json, srt, vtt, txt or rttm")] = "json",
+) -> Response[str]:
+    job = await _find(services.store, job_id, owner)
+    if run == job.run:
+        return await _current_result(job, format)
+    earlier = next((r for r in job.runs if r.run == run), None)
+    if earlier is None:
+        raise ApiError(404, f"job {job_id} has no run {run}; its runs are 1 to {job.run}")
+    if earlier.result_path is None:
+        raise ApiError(409, f"run {run} of job {job_id} {earlier.status} without a result")
+    return await _render(job, await _read_result(job, earlier.result_path), format)
+
+
+@post("/jobs/{job_id:str}/rerun", status_code=202,
+      summary="Recompute a finished job from one stage, with changed options",
+      description="from_stage: decode, diarize or transcribe; any option given replaces "
+                  "the job's (e.g. num_speakers re-diarizes without decoding again; model "
+                  "or language re-transcribes without diarizing again). The new run is "
+                  "served by GET /jobs/{id}; earlier runs stay listed under runs.")
+async def rerun_job(job_id: str, data: RerunRequest, services: Services,
+                    owner: str | None) -> Response[RerunAccepted]:
+    job = await _find(services.store, job_id, owner)
+    try:
+        outcome = await services.store.rerun(job, data.from_stage, data.overrides())
+    except (ValueError, msgspec.ValidationError) as exc:
+        raise ApiError(400, f"cannot rerun job {job_id}: {exc}") from None
+    if outcome is Outcome.GONE:
+        raise _not_found(job_id)
+    if outcome is Outcome.EXPIRED:
+        raise ApiError(410, f"the files job {job_id} needs to restart from {data.from_stage} "
+                            "have expired; rerun it from an earlier stage or submit the audio "
+                            "again")
+    if outcome is not Outcome.OK:
+        state = job.status if outcome is Outcome.RUNNING else "changing"
+        raise ApiError(409, f"job {job_id} is still {state}; wait until it has finished "
+                            f"(GET /jobs/{job_id}?wait=60), then rerun it")
+    log.info("job=%s rerun %d from %s with %s", job_id, job.run + 1, data.from_stage,
+             data.overrides())
+    return Response(RerunAccepted(job_id=job_id, run=job.run + 1, status=JobStatus.QUEUED),
+                    status_code=202, headers=_location(job_id))
 
 
 @get("/jobs", summary="Recent jobs, newest first")

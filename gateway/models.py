@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import msgspec
 
-from pipeline.types import Job, JobOptions, JobStatus, Result, StageStatus
+from pipeline.types import Job, JobOptions, JobStatus, Result, RunRecord, StageName, StageStatus
 
 
 class StageView(msgspec.Struct, frozen=True, kw_only=True):
@@ -15,8 +15,21 @@ class StageView(msgspec.Struct, frozen=True, kw_only=True):
     worker: str | None
 
 
+class RunView(msgspec.Struct, frozen=True, kw_only=True):
+    """An earlier run of a job (see POST /jobs/{id}/rerun)."""
+
+    run: int
+    status: JobStatus
+    options: JobOptions
+    stages: tuple[StageName, ...]  # the stages this run computed
+    error: str | None
+    started_at: str
+    finished_at: str
+    result_url: str | None  # where its result stays available
+
+
 class JobView(msgspec.Struct, frozen=True, kw_only=True):
-    """A job as the original service showed it, plus its stages and options."""
+    """A job as the original service showed it, plus its stages, options and runs."""
 
     id: str
     status: JobStatus
@@ -29,6 +42,8 @@ class JobView(msgspec.Struct, frozen=True, kw_only=True):
     stages: dict[str, StageView]
     options: JobOptions
     input_name: str | None
+    run: int  # the number of the run shown; earlier ones are listed in runs
+    runs: list[RunView]
 
 
 class JobSummary(msgspec.Struct, frozen=True, kw_only=True):
@@ -56,6 +71,29 @@ class Deleted(msgspec.Struct, frozen=True, kw_only=True):
     deleted: str
 
 
+class RerunRequest(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=True):
+    """Which stage to recompute from, and the options to change (the rest are kept)."""
+
+    from_stage: StageName
+    language: str | None | msgspec.UnsetType = msgspec.UNSET
+    task: str | msgspec.UnsetType = msgspec.UNSET
+    num_speakers: int | None | msgspec.UnsetType = msgspec.UNSET
+    min_speakers: int | None | msgspec.UnsetType = msgspec.UNSET
+    max_speakers: int | None | msgspec.UnsetType = msgspec.UNSET
+    model: str | None | msgspec.UnsetType = msgspec.UNSET
+    diarize: bool | msgspec.UnsetType = msgspec.UNSET
+
+    def overrides(self) -> dict[str, object]:
+        return {k: v for k, v in msgspec.structs.asdict(self).items()
+                if k != "from_stage" and v is not msgspec.UNSET}
+
+
+class RerunAccepted(msgspec.Struct, frozen=True, kw_only=True):
+    job_id: str
+    run: int
+    status: JobStatus
+
+
 def job_view(job: Job, result: Result | None) -> JobView:
     return JobView(
         id=job.id, status=job.status, progress=job.progress, stage_detail=job.stage_detail,
@@ -63,7 +101,16 @@ def job_view(job: Job, result: Result | None) -> JobView:
         stages={name: StageView(status=r.status, progress=r.progress, started_at=r.started_at,
                                 finished_at=r.finished_at, worker=r.worker)
                 for name, r in job.stages.items()},
-        options=job.options, input_name=job.input_name,
+        options=job.options, input_name=job.input_name, run=job.run,
+        runs=[run_view(job.id, r) for r in job.runs],
+    )
+
+
+def run_view(job_id: str, run: RunRecord) -> RunView:
+    return RunView(
+        run=run.run, status=run.status, options=run.options, stages=run.plan,
+        error=run.error, started_at=run.started_at, finished_at=run.finished_at,
+        result_url=(f"/jobs/{job_id}/runs/{run.run}/result" if run.result_path else None),
     )
 
 

@@ -149,6 +149,8 @@ class JobStore:
         if owner is not None:
             fields["owner"] = owner
         idem_key = self.keys.idempotency(owner or "", idempotency_key or "")
+        if idempotency_key:
+            fields["idempotency_key"] = idem_key  # so that deleting the job frees it
         # Microseconds: fine enough that jobs list in the order they were created.
         created = time.time_ns() // 1000
         expired_before = created - self.settings.job_ttl_seconds * 1_000_000
@@ -222,8 +224,9 @@ class JobStore:
         if not valid_job_id(job_id):
             return False
         await self.cancel(job_id)
+        idem_key = await self.redis.hget(self.keys.job(job_id), "idempotency_key")
         async with self.redis.pipeline(transaction=True) as tx:
-            tx.delete(self.keys.job(job_id))
+            tx.delete(self.keys.job(job_id), *([idem_key] if idem_key else []))
             tx.zrem(self.keys.jobs_index, job_id)
             tx.publish(self.keys.events(job_id), "deleted")
             removed, *_ = await tx.execute()

@@ -6,6 +6,7 @@ named ``go`` in the job's folder (reporting progress meanwhile). Anything else r
 
 from __future__ import annotations
 
+import shutil
 import time
 from typing import ClassVar
 
@@ -45,9 +46,16 @@ class _Stage(Stage):
 class Decode(_Stage):
     name: ClassVar[StageName] = "decode"
 
+    def output(self, ctx: JobContext) -> None:
+        # What a rerun from a later stage starts from.
+        shutil.copy(ctx.files.input, ctx.files.audio)
+
 
 class Diarize(_Stage):
     name: ClassVar[StageName] = "diarize"
+
+    def output(self, ctx: JobContext) -> None:
+        ctx.files.diarization.write_text("{}")
 
 
 class Transcribe(_Stage):

@@ -23,7 +23,7 @@ from tests.gateway.stages import GATEWAY_STAGES, RESULT
 from tests.support.workers import running_workers, until
 
 JOB_FIELDS = {"id", "status", "progress", "stage_detail", "result", "error", "created_at",
-              "updated_at", "stages", "options", "input_name"}
+              "updated_at", "stages", "options", "input_name", "run", "runs"}
 
 
 async def finished(client: httpx.AsyncClient, job_id: str, timeout: float = 30) -> dict[str, Any]:

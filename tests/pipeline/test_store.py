@@ -86,6 +86,7 @@ async def test_idempotency_key_returns_the_same_job(store: JobStore) -> None:
     other, _ = await store.create(new_job_id(), JobOptions(), idempotency_key="k1", owner="bob")
     assert created and not created_again and again == first and other != first
     await store.delete(first)
+    assert not await store.redis.exists(store.keys.idempotency("alice", "k1"))
     fresh, created_fresh = await store.create(new_job_id(), JobOptions(),
                                               idempotency_key="k1", owner="alice")
     assert created_fresh and fresh != first
