@@ -19,7 +19,7 @@ from pipeline.settings import Settings
 from pipeline.store import JobStore
 from pipeline.types import Result
 from tests.gateway.conftest import submit
-from tests.gateway.stages import GATEWAY_STAGES, RESULT
+from tests.support.option_stages import GATEWAY_STAGES, RESULT
 from tests.support.workers import running_workers, until
 
 JOB_FIELDS = {"id", "status", "progress", "stage_detail", "result", "error", "created_at",

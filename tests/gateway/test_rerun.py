@@ -6,7 +6,7 @@ import httpx
 
 from pipeline.store import JobStore
 from tests.gateway.conftest import submit
-from tests.gateway.stages import GATEWAY_STAGES
+from tests.support.option_stages import GATEWAY_STAGES
 from tests.gateway.test_jobs import completed_job, finished
 from tests.support.workers import running_workers
 

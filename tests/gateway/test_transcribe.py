@@ -10,7 +10,7 @@ from pipeline.settings import Settings
 from pipeline.store import JobStore
 from pipeline.types import Result
 from tests.gateway.conftest import serve, submit, wav_bytes
-from tests.gateway.stages import GATEWAY_STAGES, RESULT
+from tests.support.option_stages import GATEWAY_STAGES, RESULT
 from tests.support.workers import running_workers
 
 

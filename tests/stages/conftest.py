@@ -9,17 +9,22 @@ os.environ["PYANNOTE_METRICS_ENABLED"] = "0"
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 
 from collections.abc import Callable  # noqa: E402
+from dataclasses import dataclass  # noqa: E402
 from typing import TYPE_CHECKING  # noqa: E402
 from pathlib import Path  # noqa: E402
 
 import importlib.util  # noqa: E402
+import shutil  # noqa: E402
+
+import msgspec  # noqa: E402
 import pytest  # noqa: E402
 
 from pipeline.settings import Settings  # noqa: E402
 from pipeline.stage import JobContext  # noqa: E402
-from pipeline.types import JobOptions  # noqa: E402
+from pipeline.types import JobOptions, Result  # noqa: E402
 from stages.decode import DecodeStage  # noqa: E402
 from tests.stages.jobs import Progress, make_context  # noqa: E402
+from tests.stages.media_gen import Turn, conversation  # noqa: E402
 
 if TYPE_CHECKING:
     # Imported for real inside the fixtures, so tests without models never load torch.
@@ -78,3 +83,28 @@ def transcribe(settings: Settings) -> TranscribeStage:
     stage = TranscribeStage()
     stage.setup(settings)
     return stage
+
+
+@dataclass(frozen=True)
+class ConversationJob:
+    """The synthetic three-speaker conversation, through decode, diarize and transcribe."""
+
+    ctx: JobContext
+    turns: list[Turn]  # the reference
+    result: Result
+
+
+@pytest.fixture(scope="session")
+def conversation_job(tmp_path_factory: pytest.TempPathFactory, settings: Settings,
+                     decode: DecodeStage, diarize: DiarizeStage,
+                     transcribe: TranscribeStage) -> ConversationJob:
+    """Run once per session: the full diarization is the slow part of the tests using it.
+    Tests must not change its files (copy them into a job of their own instead)."""
+    if not (shutil.which("espeak-ng") and shutil.which("sox")):
+        pytest.skip("needs espeak-ng and sox (apt-get install espeak-ng sox)")
+    audio, turns = conversation(tmp_path_factory.mktemp("conversation"))
+    ctx, _ = make_context(tmp_path_factory.mktemp("jobs"), audio, settings)
+    for stage in (decode, diarize, transcribe):
+        stage.process(ctx)
+    result = msgspec.json.decode(ctx.files.result(ctx.job.run).read_bytes(), type=Result)
+    return ConversationJob(ctx, turns, result)

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import shutil
 import wave
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -15,8 +14,8 @@ from pipeline.stage import JobContext, Stage
 from pipeline.types import JobOptions, Result
 from stages import artifacts
 from stages.decode import DecodeStage
-from tests.stages.conftest import SAMPLE_DIR, MakeContext
-from tests.stages.media_gen import conversation, encode, tone, write_wav
+from tests.stages.conftest import SAMPLE_DIR, ConversationJob, MakeContext
+from tests.stages.media_gen import encode, tone, write_wav
 
 if TYPE_CHECKING:
     from stages.diarize import DiarizeStage
@@ -68,13 +67,8 @@ def test_sample_wav_der_and_wer(make_ctx: MakeContext, decode: DecodeStage, diar
     assert progress.reports[-1][0] == 1.0
 
 
-def test_three_speaker_conversation(tmp_path: Path, make_ctx: MakeContext, decode: DecodeStage,
-                                    diarize: DiarizeStage, transcribe: TranscribeStage) -> None:
-    if not (shutil.which("espeak-ng") and shutil.which("sox")):
-        pytest.skip("needs espeak-ng and sox (apt-get install espeak-ng sox)")
-    audio, turns = conversation(tmp_path)
-    ctx, _ = make_ctx(audio)
-    result = _run([decode, diarize, transcribe], ctx)
+def test_three_speaker_conversation(conversation_job: ConversationJob) -> None:
+    ctx, turns, result = conversation_job.ctx, conversation_job.turns, conversation_job.result
     assert len(result.speakers) == 3
 
     words = [w for s in result.segments for w in s.words

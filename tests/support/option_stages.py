@@ -1,11 +1,15 @@
-"""Stages for gateway tests: they ignore the uploaded audio and obey the job's `model` option.
+"""Stages for tests through HTTP: they ignore the uploaded audio and obey the job's `model`
+option, the one thing a client can set freely.
 
 ``model=fail`` makes diarize fail permanently; ``model=wait`` makes decode wait for a file
-named ``go`` in the job's folder (reporting progress meanwhile). Anything else runs through.
+named ``go`` in the job's folder (reporting progress meanwhile); ``model=slow`` makes every
+stage take about SLOW_SECONDS; ``model=exit`` kills the decode worker's process. Anything
+else runs through at once.
 """
 
 from __future__ import annotations
 
+import os
 import shutil
 import time
 from typing import ClassVar
@@ -27,6 +31,9 @@ RESULT = Result(
 )
 
 
+SLOW_SECONDS = 0.3
+
+
 class _Stage(Stage):
     def process(self, ctx: JobContext) -> None:
         mode = ctx.job.options.model
@@ -35,6 +42,12 @@ class _Stage(Stage):
             while not (ctx.files.root / "go").exists():
                 ctx.progress(0.6, "waiting for go")
                 time.sleep(0.02)
+        if mode == "slow":
+            for step in range(3):
+                time.sleep(SLOW_SECONDS / 3)
+                ctx.progress(0.5 + step / 6, f"{self.name} step {step}")
+        if mode == "exit" and self.name == "decode":
+            os._exit(3)
         if mode == "fail" and self.name == "diarize":
             raise PermanentError("diarize: the input is not usable")
         self.output(ctx)
