@@ -24,7 +24,7 @@ from pipeline.stage import JobContext  # noqa: E402
 from pipeline.types import JobOptions, Result  # noqa: E402
 from stages.decode import DecodeStage  # noqa: E402
 from tests.stages.jobs import Progress, make_context  # noqa: E402
-from tests.stages.media_gen import Turn, conversation  # noqa: E402
+from tests.support.media_gen import Turn, conversation  # noqa: E402
 
 if TYPE_CHECKING:
     # Imported for real inside the fixtures, so tests without models never load torch.

@@ -10,7 +10,7 @@ import pytest
 from pipeline.errors import PermanentError
 from stages.decode import DecodeStage
 from tests.stages.conftest import SAMPLE_DIR, MakeContext
-from tests.stages.media_gen import encode, tone, write_wav
+from tests.support.media_gen import encode, tone, write_wav
 
 
 def _wav_params(path: Path) -> tuple[int, int, int, float]:

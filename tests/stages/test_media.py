@@ -10,7 +10,7 @@ import pytest
 from pipeline.errors import PermanentError
 from stages import media
 from tests.stages.conftest import SAMPLE_DIR
-from tests.stages.media_gen import encode, tone, write_wav
+from tests.support.media_gen import encode, tone, write_wav
 
 SAMPLE = SAMPLE_DIR / "sample.wav"
 

@@ -15,7 +15,7 @@ from pipeline.types import JobOptions, Result
 from stages import artifacts
 from stages.decode import DecodeStage
 from tests.stages.conftest import SAMPLE_DIR, ConversationJob, MakeContext
-from tests.stages.media_gen import encode, tone, write_wav
+from tests.support.media_gen import encode, tone, write_wav
 
 if TYPE_CHECKING:
     from stages.diarize import DiarizeStage
