@@ -59,17 +59,19 @@ class Service:
     def logs(self) -> str:
         return "".join(p.read_text(errors="replace") for p in self.root.glob("*.log"))
 
-    async def job(self, job_id: str) -> dict[str, Any]:
-        body: dict[str, Any] = (await self.http.get(f"/jobs/{job_id}")).json()
+    async def job(self, job_id: str, headers: dict[str, str] | None = None) -> dict[str, Any]:
+        body: dict[str, Any] = (await self.http.get(f"/jobs/{job_id}", headers=headers)).json()
         return body
 
-    async def wait_finished(self, job_id: str, timeout: float = 60) -> dict[str, Any]:
+    async def wait_finished(self, job_id: str, timeout: float = 60,
+                            headers: dict[str, str] | None = None) -> dict[str, Any]:
         async def done() -> bool:
-            response = await self.http.get(f"/jobs/{job_id}", params={"wait": 5})
+            response = await self.http.get(f"/jobs/{job_id}", params={"wait": 5},
+                                           headers=headers)
             return response.json().get("status") in ("completed", "failed", "cancelled")
 
         await until(done, timeout=timeout, what=f"job {job_id} to finish")
-        return await self.job(job_id)
+        return await self.job(job_id, headers)
 
 
 def gateway_process(settings: Settings, root: Path) -> subprocess.Popen[bytes]:
