@@ -1,7 +1,13 @@
-"""The diarize stage: who spoke when, with pyannote.audio."""
+"""The diarize stage: who spoke when, with pyannote.audio.
+
+A full run also saves what pyannote computed before clustering (stages/clustering_inputs.py),
+so that a rerun with other speaker count options only re-clusters.
+"""
 
 from __future__ import annotations
 
+from collections.abc import Callable
+from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -9,8 +15,9 @@ import numpy as np
 import stages  # noqa: F401 - sets PYANNOTE_METRICS_ENABLED before pyannote is imported
 from pipeline.settings import Settings
 from pipeline.stage import JobContext, Stage
-from pipeline.types import SpeakerTurn
-from stages import artifacts, audio, models
+from pipeline.types import JobOptions, SpeakerTurn
+from stages import artifacts, audio, clustering_inputs, models
+from stages.clustering_inputs import ClusteringInputs
 from stages.decode import SAMPLE_RATE
 
 # Share of the stage's progress spent in each step pyannote's hook reports.
@@ -30,33 +37,113 @@ class DiarizeStage(Stage):
         import torch
 
         samples = audio.load(ctx.files.audio)
-        options = ctx.job.options
         loaded = models.diarization(ctx.settings)
         file = {"waveform": torch.from_numpy(samples).unsqueeze(0), "sample_rate": SAMPLE_RATE}
-        ctx.progress(0.0, "finding speakers")
+        speakers = speaker_options(ctx.job.options)
+        saved_path = clustering_inputs.path(ctx.files)
+        origin = provenance(ctx.settings, loaded.model, ctx.files.audio)
+        # A rerun of this stage (say with another speaker count) finds what the previous
+        # run computed before clustering, and only has to cluster again.
+        saved = clustering_inputs.load(saved_path, origin)
+        ctx.progress(0.0, "finding speakers" if saved is None else "re-clustering")
         with loaded.lock, torch.inference_mode(), models.out_of_memory_is_transient():
-            output = loaded.model(
-                file, num_speakers=options.num_speakers, min_speakers=options.min_speakers,
-                max_speakers=options.max_speakers, hook=_Hook(ctx),
-            )
+            if saved is None:
+                output, computed = diarize(loaded.model, file, speakers, ctx.progress)
+            else:
+                output, computed = recluster(loaded.model, file, saved, speakers), None
+        if saved is None:
+            if computed is None:  # nobody speaks: nothing worth keeping
+                saved_path.unlink(missing_ok=True)
+            else:
+                clustering_inputs.save(saved_path, computed, origin)
         result = to_record(output)
         artifacts.write_atomically(ctx.files.diarization, result)
-        ctx.log.info("found %d speakers in %d turns", len(result.speakers), len(result.turns))
+        if saved is not None:
+            ctx.log.info("re-clustered from saved embeddings: %d speakers in %d turns",
+                         len(result.speakers), len(result.turns))
+        else:
+            ctx.log.info("found %d speakers in %d turns", len(result.speakers), len(result.turns))
         ctx.progress(1.0, f"{len(result.speakers)} speakers")
 
 
-class _Hook:
-    """pyannote's progress hook -> ctx.progress (which raises JobGone on cancellation)."""
+def speaker_options(options: JobOptions) -> dict[str, int | None]:
+    """The job's speaker count options, as pyannote's pipeline takes them."""
+    return {"num_speakers": options.num_speakers, "min_speakers": options.min_speakers,
+            "max_speakers": options.max_speakers}
 
-    def __init__(self, ctx: JobContext) -> None:
-        self.ctx = ctx
+
+def provenance(settings: Settings, pipeline: Any, audio_path: Path) -> clustering_inputs.Provenance:
+    """What segmentation and embeddings of ``audio_path`` by ``pipeline`` depend on."""
+    import pyannote.audio
+
+    # Powerset segmentation models have no threshold (pyannote's parameters omit it).
+    threshold = getattr(pipeline.segmentation, "threshold", None)
+    return clustering_inputs.Provenance(
+        audio_sha256=clustering_inputs.audio_digest(audio_path),
+        model=models.diarization_identity(settings),
+        pyannote=pyannote.audio.__version__,
+        segmentation_step=float(pipeline.segmentation_step),
+        segmentation_threshold=None if threshold is None else float(threshold),
+        exclude_overlap=bool(pipeline.embedding_exclude_overlap),
+    )
+
+
+def diarize(pipeline: Any, file: dict[str, Any], speakers: dict[str, int | None],
+            progress: Callable[[float, str | None], None]) -> tuple[Any, ClusteringInputs | None]:
+    """A full pyannote run, and what it computed before clustering (None when nobody
+    speaks: pyannote then stops before computing embeddings)."""
+    hook = _Hook(progress)
+    output = pipeline(file, **speakers, hook=hook)
+    if "embeddings" not in hook.results:
+        return output, None
+    return output, ClusteringInputs(hook.results["segmentation"], hook.results["embeddings"])
+
+
+def recluster(pipeline: Any, file: dict[str, Any], inputs: ClusteringInputs,
+              speakers: dict[str, int | None]) -> Any:
+    """pyannote's run from clustering on, with ``inputs`` standing in for its models.
+
+    pyannote's hyper-parameter tuning reuses segmentations and embeddings the same way: in
+    training mode the pipeline takes them from these keys of the file instead of running
+    its models. All the rest is pyannote's own code, so the output is the one a full run
+    with these speaker options gives. The caller holds the pipeline's lock.
+    """
+    cached = {
+        **file,
+        "training_cache/segmentation": inputs.segmentations,
+        # The threshold is only checked for non-powerset models; provenance already
+        # guarantees it is the one the embeddings were computed with.
+        "training_cache/embeddings": {
+            "embeddings": inputs.embeddings,
+            "segmentation.threshold": getattr(pipeline.segmentation, "threshold", None),
+        },
+    }
+    pipeline.training = True
+    try:
+        return pipeline(cached, **speakers)
+    finally:
+        pipeline.training = False
+
+
+class _Hook:
+    """pyannote's hook: its models' progress -> ``progress`` (ctx.progress raises JobGone on
+    cancellation), and the results of the steps that re-clustering needs, which pyannote
+    hands over as each step finishes."""
+
+    _KEPT = ("segmentation", "embeddings")
+
+    def __init__(self, progress: Callable[[float, str | None], None]) -> None:
+        self.progress = progress
+        self.results: dict[str, Any] = {}
 
     def __call__(self, step: str, artifact: Any, file: Any = None,
                  total: int | None = None, completed: int | None = None) -> None:
-        if step not in _STEPS or not total or completed is None:
-            return
-        start, span = _STEPS[step]
-        self.ctx.progress(start + span * completed / total, step)
+        if total is None:
+            if step in self._KEPT:
+                self.results[step] = artifact
+        elif step in _STEPS and total and completed is not None:
+            start, span = _STEPS[step]
+            self.progress(start + span * completed / total, step)
 
 
 def to_record(output: Any) -> artifacts.Diarization:

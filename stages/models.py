@@ -224,10 +224,15 @@ def aligner(language: str, device_setting: str) -> Loaded[Any] | None:
 def diarization(settings: Settings) -> Loaded[Any]:
     """The pyannote diarization pipeline: the hub's with HF_TOKEN, else the offline one."""
     device = torch_device(settings.device)
+    key = ("diarization", diarization_identity(settings), device)
     if settings.hf_token:
-        return _cached(("diarization", settings.diarization_model, device),
-                       lambda: _hub_diarization(settings, device))
-    return _cached(("diarization", "offline", device), lambda: _offline_diarization(device))
+        return _cached(key, lambda: _hub_diarization(settings, device))
+    return _cached(key, lambda: _offline_diarization(device))
+
+
+def diarization_identity(settings: Settings) -> str:
+    """Which diarization pipeline ``settings`` select: the hub model's name, or "offline"."""
+    return settings.diarization_model if settings.hf_token else "offline"
 
 
 def _hub_diarization(settings: Settings, device: str) -> Any:
