@@ -79,7 +79,10 @@ class Worker:
         self.group = store.keys.group(stage.name, lane)
         self.consumer = consumer or self.settings.consumer_name or default_consumer_name()
         self._stopping = False
-        self._backoff = Backoff()
+        self._backoff = Backoff()  # for Redis outages
+        # For failed attempts: it grows across a job's retries (a device out of memory needs
+        # time to free up) and resets once a job succeeds.
+        self._retry_backoff = Backoff(base=1.0, cap=60.0)
         self._group_ready = False
         self._read_history = True
         self._last_maintenance = 0.0
@@ -230,6 +233,7 @@ class Worker:
         finally:
             heartbeat.cancel()
         outcome = await self._commit(lambda: self.store.finish(d, job.plan))
+        self._retry_backoff.reset()
         self.jobs_done += 1
         jlog.info("finished in %.2fs: %s", time.monotonic() - started, outcome)
         if outcome is Outcome.GONE:
@@ -248,7 +252,7 @@ class Worker:
             pass
         # The entry stays pending: reading our history again redelivers it and counts it.
         self._read_history = True
-        await self._backoff.sleep()
+        await self._retry_backoff.sleep()
 
     async def _give_up(self, d: Delivery, deliveries: int) -> None:
         job = await self.store.get(d.job_id)
