@@ -63,5 +63,8 @@ def create_app(settings: Settings) -> Litestar:
             description="Speech transcription with speaker diarization. Upload audio to "
                         "POST /jobs and poll GET /jobs/{id}, or POST /transcribe for short "
                         "audio."),
+        # Logging is set up once per process by pipeline.logs (LOG_LEVEL); Litestar's own
+        # configuration would install a second root handler at INFO.
+        logging_config=None,
         debug=False,
     )

@@ -1,0 +1,48 @@
+"""WER against sample.stm and DER against sample.rttm, as the stage tests score them."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import msgspec
+
+from benchmark.audio import sample_dir
+from pipeline.types import Result, SpeakerTurn
+
+
+class Diarized(msgspec.Struct):
+    """The part of the diarize stage's artifact that DER needs."""
+
+    turns: list[SpeakerTurn]
+
+
+def wer(result_path: Path) -> float:
+    import jiwer
+    from whisper_normalizer.english import EnglishTextNormalizer
+
+    result = msgspec.json.decode(result_path.read_bytes(), type=Result)
+    stm = [line.split(maxsplit=5)
+           for line in (sample_dir() / "sample.stm").read_text().splitlines()
+           if line.strip() and not line.startswith(";;")]
+    normalize = EnglishTextNormalizer()
+    truth = normalize(" ".join(fields[5] for fields in stm if len(fields) > 5))
+    said = normalize(" ".join(s.text for s in result.segments))
+    return float(jiwer.wer(truth, said))
+
+
+def der_of_turns(turns: list[SpeakerTurn]) -> float:
+    """DER (collar 0, overlap scored) of ``turns`` against sample.rttm."""
+    from pyannote.core import Annotation, Segment
+    from pyannote.database.util import load_rttm
+    from pyannote.metrics.diarization import DiarizationErrorRate
+
+    reference = next(iter(load_rttm(str(sample_dir() / "sample.rttm")).values()))  # type: ignore[no-untyped-call]
+    hypothesis = Annotation()
+    for turn in turns:
+        hypothesis[Segment(turn.start, turn.end)] = turn.speaker
+    metric = DiarizationErrorRate(collar=0.0, skip_overlap=False)
+    return float(metric(reference, hypothesis))
+
+
+def der(diarization_path: Path) -> float:
+    return der_of_turns(msgspec.json.decode(diarization_path.read_bytes(), type=Diarized).turns)

@@ -1,0 +1,56 @@
+"""Child process: one stage, alone in a fresh process, on several prepared jobs.
+
+``python -m benchmark.stage_child STAGE JOBS_DIR WHISPER_MODEL WARMUP_ID JOB_ID...`` loads
+the stage's models, runs the warm-up job untimed, then each job in turn with the peak RSS
+reset before it, and prints one JSON line (:class:`Measured`). Jobs must hold what the
+stage reads (the upload; audio.wav; diarization.json), written by the previous stage.
+"""
+
+from __future__ import annotations
+
+import sys
+import time
+from pathlib import Path
+
+import msgspec
+
+from benchmark import memory
+from benchmark.channel import reply_channel
+from benchmark.jobs import context
+from pipeline.settings import Settings
+from pipeline.worker import DEFAULT_STAGES, load_stage
+
+
+class Run(msgspec.Struct):
+    seconds: float
+    peak_rss_mb: float  # during this job only (the peak is reset before it)
+
+
+class Measured(msgspec.Struct):
+    rss_after_load_mb: float
+    rss_after_warmup_mb: float
+    peak_reset: bool  # False: peaks are since process start (kernel refused the reset)
+    runs: list[Run]
+
+
+def main(stage_name: str, jobs_dir: Path, whisper_model: str, warmup: str,
+         job_ids: list[str]) -> None:
+    replies = reply_channel()
+    settings = Settings.from_env(jobs_dir=str(jobs_dir), whisper_model=whisper_model)
+    stage = load_stage(DEFAULT_STAGES[stage_name])
+    stage.setup(settings)
+    after_load = memory.rss_mb()
+    stage.process(context(jobs_dir, warmup, settings))
+    after_warmup = memory.rss_mb()
+    runs, reset = [], True
+    for job_id in job_ids:
+        reset = memory.reset_peak() and reset
+        started = time.perf_counter()
+        stage.process(context(jobs_dir, job_id, settings))
+        runs.append(Run(time.perf_counter() - started, memory.peak_rss_mb()))
+    replies.write(msgspec.json.encode(Measured(after_load, after_warmup, reset, runs)).decode())
+    replies.close()
+
+
+if __name__ == "__main__":
+    main(sys.argv[1], Path(sys.argv[2]), sys.argv[3], sys.argv[4], sys.argv[5:])

@@ -1,0 +1,75 @@
+"""Part ``stages``: real-time factor and peak RSS of each stage, each in its own fresh
+process (benchmark.stage_child), on the same jobs at several audio lengths."""
+
+from __future__ import annotations
+
+import subprocess
+from pathlib import Path
+
+import msgspec
+
+from benchmark.audio import repeated, sample_wav
+from benchmark.jobs import new_job
+from benchmark.procs import Processes, child_env
+from benchmark.report import PartResult
+from benchmark.stage_child import Measured
+
+STAGES = ("decode", "diarize", "transcribe")
+DEFAULT_SECONDS = (30.0, 300.0)
+FULL_SECONDS = (30.0, 300.0, 1800.0)
+WARMUP_SECONDS = 10.0
+# Decoded audio per minute at 16 kHz mono: the 16-bit WAV the decode stage writes, and the
+# float32 samples the model stages load it into (stages/audio.py reads the bytes, then
+# converts, so both exist at once while loading).
+S16_MB_PER_MIN = 16_000 * 60 * 2 / 1e6
+F32_MB_PER_MIN = 16_000 * 60 * 4 / 1e6
+GROWTH_ALLOWANCE = S16_MB_PER_MIN + F32_MB_PER_MIN
+
+
+def run(work: Path, procs: Processes, whisper_model: str, full: bool) -> PartResult:
+    part = PartResult(part="stages")
+    lengths = FULL_SECONDS if full else DEFAULT_SECONDS
+    jobs_dir = work / "jobs-stages"
+    warmup = new_job(jobs_dir, repeated(sample_wav(), WARMUP_SECONDS,
+                                        work / "audio" / "warmup.wav"))
+    jobs = [new_job(jobs_dir, repeated(sample_wav(), s, work / "audio" / f"sample-{s:.0f}s.wav"))
+            for s in lengths]
+    for stage in STAGES:
+        # Stages run in pipeline order: each one's outputs are the next one's inputs.
+        child = procs.spawn(f"stage-{stage}", ["-m", "benchmark.stage_child", stage,
+                                               str(jobs_dir), whisper_model, warmup, *jobs],
+                            child_env(DEVICE="cpu", LOG_LEVEL="WARNING"),
+                            stdout=subprocess.PIPE)
+        out, _ = child.communicate()
+        procs.stop(child)
+        if child.returncode != 0:
+            raise RuntimeError(f"the {stage} stage process failed; see stage-{stage}.log")
+        measured = msgspec.json.decode(out.splitlines()[-1], type=Measured)
+        part.add(f"{stage}: RSS after model load", measured.rss_after_load_mb, "MB")
+        for seconds, one in zip(lengths, measured.runs):
+            label = _label(seconds)
+            part.add(f"{stage} {label}: RTF", one.seconds / seconds)
+            part.add(f"{stage} {label}: peak RSS", one.peak_rss_mb, "MB")
+            part.add(f"{stage} {label}: peak RSS - RSS after load",
+                     one.peak_rss_mb - measured.rss_after_load_mb, "MB")
+        shortest, longest = measured.runs[0], measured.runs[-1]
+        minutes = (lengths[-1] - lengths[0]) / 60
+        growth = (longest.peak_rss_mb - shortest.peak_rss_mb) / minutes
+        part.add(f"{stage}: peak RSS growth per audio minute", growth, "MB/min",
+                 f"<= {GROWTH_ALLOWANCE:.2f} MB/min", growth <= GROWTH_ALLOWANCE)
+        if not measured.peak_reset:
+            part.notes.append(f"{stage}: the kernel refused to reset the peak RSS, so peaks "
+                              "are since process start")
+    part.notes.append(
+        f"growth = (peak RSS at {_label(lengths[-1])} - at {_label(lengths[0])}) / minutes "
+        f"between them; allowance = the decoded audio held while loading it: 16-bit bytes "
+        f"{S16_MB_PER_MIN:.2f} MB/min + float32 samples {F32_MB_PER_MIN:.2f} MB/min (16 kHz "
+        f"mono). Peaks are reset before each job, after an untimed {WARMUP_SECONDS:.0f} s "
+        "warm-up job; RTF = processing seconds / audio seconds, one process per stage")
+    if not full:
+        part.notes.append("30 min of audio runs with --full only")
+    return part
+
+
+def _label(seconds: float) -> str:
+    return f"{seconds:.0f} s" if seconds < 60 else f"{seconds / 60:.0f} min"

@@ -1,0 +1,69 @@
+"""The benchmark's own helpers (no models, no servers): seconds, not minutes."""
+
+from __future__ import annotations
+
+import asyncio
+import wave
+from pathlib import Path
+
+import msgspec
+
+from benchmark import audio, loadgen, memory, report
+from benchmark.stats import percentile
+
+
+def test_percentile_nearest_rank() -> None:
+    values = [float(v) for v in range(1, 101)]
+    assert percentile(values, 50) == 50.0
+    assert percentile(values, 99) == 99.0
+    assert percentile(values, 100) == 100.0
+    assert percentile([3.0], 99.9) == 3.0
+
+
+def test_repeated_audio_has_the_asked_length(tmp_path: Path) -> None:
+    source = tmp_path / "one.wav"
+    source.write_bytes(audio.silent_wav(1.0))
+    longer = audio.repeated(source, 2.5, tmp_path / "long.wav")
+    assert audio.duration(longer) == 2.5
+    with wave.open(str(longer), "rb") as w:
+        assert (w.getframerate(), w.getnchannels(), w.getsampwidth()) == (16_000, 1, 2)
+
+
+def test_memory_readings_are_positive() -> None:
+    memory.reset_peak()
+    assert 0 < memory.rss_mb() <= memory.peak_rss_mb() + 1
+
+
+def test_report_round_trips_and_renders() -> None:
+    part = report.PartResult(part="overhead")
+    part.add("pipeline / direct", 1.05, "", "<= 1.10", True)
+    part.notes.append("a note")
+    final = report.Report(
+        machine=report.Machine(cpu="cpu", cores=2, memory_gb=24, python="3", platform="x"),
+        date="2025-01-01", command="python -m benchmark", full=False, parts=[part])
+    decoded = msgspec.json.decode(msgspec.json.encode(final), type=report.Report)
+    assert decoded == final
+    assert "pipeline / direct" in report.table(part)
+    assert "| overhead | pipeline / direct | 1.05 | <= 1.10 | ok |" in report.markdown(final)
+
+
+def test_load_generator_against_a_tiny_server() -> None:
+    async def scenario() -> loadgen.Load:
+        async def answer(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+            try:
+                while True:
+                    await reader.readuntil(b"\r\n\r\n")
+                    writer.write(b"HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok")
+                    await writer.drain()
+            except (asyncio.IncompleteReadError, ConnectionError):
+                writer.close()
+
+        server = await asyncio.start_server(answer, "127.0.0.1", 0)
+        port = server.sockets[0].getsockname()[1]
+        async with server:
+            return await loadgen.run(port, loadgen.request_bytes("GET", "/", port), 200,
+                                     0.2, 2)
+
+    load = asyncio.run(scenario())
+    assert load.requests > 0 and load.errors == 0
+    assert load.p50_ms <= load.p99_ms
