@@ -16,7 +16,8 @@ import pytest
 from pipeline.embedded import free_port, running_server, server_dir
 from pipeline.settings import Settings
 from pipeline.store import JobStore
-from tests.gateway.conftest import serve, wav_bytes
+from tests.gateway.conftest import serve
+from tests.support.media_gen import wav_bytes
 from tests.stages.conftest import SAMPLE_DIR
 from tests.support.option_stages import GATEWAY_STAGES
 from tests.support.workers import REPO, running_workers, until

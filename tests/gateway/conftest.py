@@ -3,8 +3,6 @@
 from __future__ import annotations
 
 import asyncio
-import io
-import wave
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
@@ -14,18 +12,8 @@ import uvicorn
 
 from gateway import create_app
 from pipeline.settings import Settings
+from tests.support.media_gen import wav_bytes
 from tests.support.workers import until
-
-
-def wav_bytes(seconds: float = 1.0, rate: int = 16000) -> bytes:
-    """A real (silent) 16-bit mono WAV file."""
-    buffer = io.BytesIO()
-    with wave.open(buffer, "wb") as w:
-        w.setnchannels(1)
-        w.setsampwidth(2)
-        w.setframerate(rate)
-        w.writeframes(b"\0\0" * int(seconds * rate))
-    return buffer.getvalue()
 
 
 @asynccontextmanager

@@ -9,7 +9,8 @@ import msgspec
 from pipeline.settings import Settings
 from pipeline.store import JobStore
 from pipeline.types import Result
-from tests.gateway.conftest import serve, submit, wav_bytes
+from tests.gateway.conftest import serve, submit
+from tests.support.media_gen import wav_bytes
 from tests.support.option_stages import GATEWAY_STAGES, RESULT
 from tests.support.workers import running_workers
 

@@ -11,7 +11,8 @@ from redis.asyncio import Redis
 from gateway.uploads import display_name, uploads_dir
 from pipeline.settings import Settings
 from pipeline.store import JobStore
-from tests.gateway.conftest import serve, submit, wav_bytes
+from tests.gateway.conftest import serve, submit
+from tests.support.media_gen import wav_bytes
 
 BOUNDARY = "gatewaytestboundary"
 

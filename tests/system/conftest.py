@@ -22,6 +22,7 @@ from pipeline.embedded import ServerInfo, free_port, running_server, start_serve
 from pipeline.settings import Settings
 from pipeline.store import JobStore
 from pipeline.types import STAGES, StageName
+from tests.support.media_gen import wav_bytes
 from tests.support.workers import REPO, spawn_worker, until, worker_env
 
 pytestmark = pytest.mark.system
@@ -135,30 +136,9 @@ async def deploy(tmp_path: Path) -> AsyncIterator[Any]:
             stop_server(info)
 
 
-def wav(seconds: float = 1.0, rate: int = 16000, tone: bool = False) -> bytes:
-    """A real 16-bit mono WAV (silence, or a tone)."""
-    import io
-    import math
-    import wave
-
-    buffer = io.BytesIO()
-    frames = int(seconds * rate)
-    with wave.open(buffer, "wb") as w:
-        w.setnchannels(1)
-        w.setsampwidth(2)
-        w.setframerate(rate)
-        if tone:
-            w.writeframes(b"".join(
-                int(8000 * math.sin(2 * math.pi * 440 * i / rate)).to_bytes(2, "little", signed=True)
-                for i in range(frames)))
-        else:
-            w.writeframes(b"\0\0" * frames)
-    return buffer.getvalue()
-
-
 async def submit(service: Service, audio: bytes | None = None, name: str = "talk.wav",
                  headers: dict[str, str] | None = None, **fields: str) -> httpx.Response:
-    files = {"file": (name, audio if audio is not None else wav(), "application/octet-stream")}
+    files = {"file": (name, audio if audio is not None else wav_bytes(), "application/octet-stream")}
     return await service.http.post("/jobs", files=files, data=fields, headers=headers)
 
 
