@@ -164,8 +164,10 @@ class Worker:
             cursor, entries, *_ = await self.store.redis.xautoclaim(
                 self.stream, self.group, self.consumer, idle_ms, start_id=cursor, count=1)
             if entries:
-                log.info("reclaimed entry %s of a dead consumer", entries[0][0])
-                return entries[0]  # type: ignore[no-any-return]
+                entry_id, fields = entries[0]
+                log.info("job=%s stage=%s reclaimed entry %s of a dead consumer",
+                         (fields or {}).get("job_id"), self.stage.name, entry_id)
+                return entry_id, fields
             # XAUTOCLAIM scans a bounded part of the pending list per call: follow the cursor.
             if cursor in ("0-0", b"0-0"):
                 return None
