@@ -12,6 +12,7 @@ import os
 import shutil
 import tempfile
 import threading
+import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -29,6 +30,8 @@ BASE_MODEL_BYTES = 145_217_532
 _CACHE_DIR_NAME = "speech-service"
 # Embeddings computed per batch; 8 keeps the memory of a 10 s window batch small on CPU.
 EMBEDDING_BATCH_SIZE = 8
+#: A wav2vec2 aligner that failed to load is tried again after this long.
+ALIGNER_RETRY_SECONDS = 600.0
 # Offline diarization parameters (tuned on pyannote's sample.wav, see shared notes).
 OFFLINE_DIARIZATION_PARAMS: dict[str, dict[str, Any]] = {
     "segmentation": {"min_duration_off": 0.0},
@@ -45,6 +48,8 @@ class Loaded(Generic[T]):
 
 
 _cache: dict[tuple[str, ...], Loaded[Any]] = {}
+# When loading an aligner last failed, by cache key (time.monotonic()).
+_aligner_failures: dict[tuple[str, ...], float] = {}
 _cache_lock = threading.RLock()  # re-entrant: a loader may load a model it needs
 
 
@@ -208,13 +213,19 @@ def aligner(language: str, device_setting: str) -> Loaded[Any] | None:
     with _cache_lock:
         if key in _cache:
             return _cache[key]
+        failed_at = _aligner_failures.get(key)
+        if failed_at is not None and time.monotonic() - failed_at < ALIGNER_RETRY_SECONDS:
+            return None
     try:
         import whisperx
 
         model, metadata = whisperx.load_align_model(language_code=language, device=device)
     except Exception:
         # No default aligner for the language, or the download failed: word timestamps
-        # then come from Whisper's own cross-attention instead.
+        # then come from Whisper's own cross-attention instead. Not retried for a while:
+        # without a network every attempt builds a 360 MB model before its download fails.
+        with _cache_lock:
+            _aligner_failures[key] = time.monotonic()
         return None
     return _cached(key, lambda: (model, metadata))
 

@@ -64,3 +64,25 @@ def test_out_of_memory_is_transient() -> None:
             raise fault
     with pytest.raises(RuntimeError, match="other"), models.out_of_memory_is_transient():
         raise RuntimeError("other")
+
+
+def test_failed_aligner_is_not_retried_at_once(monkeypatch: pytest.MonkeyPatch) -> None:
+    import whisperx
+
+    # Online, a language whisperx has no aligner for fails for real (and at once).
+    monkeypatch.delenv("HF_HUB_OFFLINE", raising=False)
+    monkeypatch.setattr(models, "_aligner_failures", {})
+    attempts = []
+    real_load = whisperx.load_align_model
+
+    def counted(**kwargs: object) -> object:
+        attempts.append(kwargs)
+        return real_load(**kwargs)
+
+    monkeypatch.setattr(whisperx, "load_align_model", counted)
+    assert models.aligner("xx", "cpu") is None
+    assert models.aligner("xx", "cpu") is None
+    assert len(attempts) == 1  # the second job did not try again
+    monkeypatch.setattr(models, "ALIGNER_RETRY_SECONDS", 0.0)
+    assert models.aligner("xx", "cpu") is None
+    assert len(attempts) == 2  # once the wait is over, it does
