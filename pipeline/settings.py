@@ -42,6 +42,10 @@ class Settings(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=
         "Whisper model: a size name (tiny, base, small, medium, large-v3, ...; downloaded "
         "when online), a local CTranslate2 directory, or the bundled offline models "
         "`tiny.en` and `base`.", min_length=1)] = "base"
+    whisper_batch_size: Annotated[Annotated[int, msgspec.Meta(ge=1, le=64)] | None, _doc(
+        "Whisper's 30 s chunks decoded together. Unset: 8 on a CUDA GPU; 2 on the CPU, "
+        "where each chunk of a batch holds its own attention matrices in memory (72 MB "
+        "with `base`) and bigger batches gain little speed.")] = None
     hf_token: Annotated[str | None, _doc(
         "Hugging Face token. Set: the hub's diarization pipeline (DIARIZATION_MODEL) is "
         "used. Unset: the bundled offline diarization pipeline.")] = None
