@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 
 import pytest
@@ -86,3 +87,23 @@ def test_failed_aligner_is_not_retried_at_once(monkeypatch: pytest.MonkeyPatch) 
     monkeypatch.setattr(models, "ALIGNER_RETRY_SECONDS", 0.0)
     assert models.aligner("xx", "cpu") is None
     assert len(attempts) == 2  # once the wait is over, it does
+
+
+def test_whisper_batch_size_is_the_setting_else_by_device() -> None:
+    from stages.transcribe import CPU_BATCH_SIZE, batch_size
+
+    assert batch_size(Settings(device="cpu")) == CPU_BATCH_SIZE
+    assert batch_size(Settings(device="cpu", whisper_batch_size=8)) == 8
+
+
+def test_allocator_defaults_leave_an_operators_choice_alone() -> None:
+    import subprocess
+    import sys
+
+    show = "import os, stages; print(os.environ['MKL_DISABLE_FAST_MM'])"
+    env = {k: v for k, v in os.environ.items() if k != "MKL_DISABLE_FAST_MM"}
+    assert subprocess.run([sys.executable, "-c", show], env=env, capture_output=True,
+                          text=True, check=True).stdout.strip() == "1"
+    env["MKL_DISABLE_FAST_MM"] = "0"
+    assert subprocess.run([sys.executable, "-c", show], env=env, capture_output=True,
+                          text=True, check=True).stdout.strip() == "0"
