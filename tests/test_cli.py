@@ -17,7 +17,7 @@ from pipeline.embedded import free_port, running_server, server_dir
 from pipeline.settings import Settings
 from pipeline.store import JobStore
 from tests.gateway.conftest import serve
-from tests.support.media_gen import wav_bytes
+from benchmark.audio import silent_wav
 from tests.stages.conftest import SAMPLE_DIR
 from tests.support.option_stages import GATEWAY_STAGES
 from tests.support.workers import REPO, running_workers, until
@@ -34,7 +34,7 @@ async def stt(*args: str, env: dict[str, str] | None = None) -> tuple[int, str, 
 async def test_submit_wait_prints_the_result(settings: Settings, store: JobStore,
                                              tmp_path: Path) -> None:
     audio = tmp_path / "talk.wav"
-    audio.write_bytes(wav_bytes())
+    audio.write_bytes(silent_wav())
     async with serve(settings) as client, running_workers(store, GATEWAY_STAGES):
         url = str(client.base_url)
         code, out, err = await stt("submit", str(audio), "--url", url, "--wait",

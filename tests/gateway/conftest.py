@@ -12,7 +12,7 @@ import uvicorn
 
 from gateway import create_app
 from pipeline.settings import Settings
-from tests.support.media_gen import wav_bytes
+from benchmark.audio import silent_wav
 from tests.support.workers import until
 
 
@@ -41,5 +41,5 @@ async def client(settings: Settings) -> AsyncIterator[httpx.AsyncClient]:
 
 async def submit(client: httpx.AsyncClient, path: str = "/jobs", *, audio: bytes | None = None,
                  headers: dict[str, str] | None = None, **fields: str) -> httpx.Response:
-    files = {"file": ("talk.wav", audio if audio is not None else wav_bytes(), "audio/wav")}
+    files = {"file": ("talk.wav", audio if audio is not None else silent_wav(), "audio/wav")}
     return await client.post(path, files=files, data=fields, headers=headers)

@@ -10,7 +10,7 @@ from pipeline.settings import Settings
 from pipeline.store import JobStore
 from pipeline.types import Result
 from tests.gateway.conftest import serve, submit
-from tests.support.media_gen import wav_bytes
+from benchmark.audio import silent_wav
 from tests.support.option_stages import GATEWAY_STAGES, RESULT
 from tests.support.workers import running_workers
 
@@ -52,7 +52,7 @@ async def test_failed_job_is_422(settings: Settings, store: JobStore) -> None:
 async def test_long_audio_is_413_with_a_pointer_to_jobs(settings: Settings) -> None:
     short = msgspec.structs.replace(settings, sync_max_seconds=1.0)
     async with serve(short) as client:
-        response = await submit(client, "/transcribe", audio=wav_bytes(seconds=2))
+        response = await submit(client, "/transcribe", audio=silent_wav(seconds=2))
         assert response.status_code == 413
         assert "POST /jobs" in response.json()["error"]["message"]
-        assert (await submit(client, "/jobs", audio=wav_bytes(seconds=2))).status_code == 202
+        assert (await submit(client, "/jobs", audio=silent_wav(seconds=2))).status_code == 202

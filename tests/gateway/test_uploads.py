@@ -12,7 +12,7 @@ from gateway.uploads import display_name, uploads_dir
 from pipeline.settings import Settings
 from pipeline.store import JobStore
 from tests.gateway.conftest import serve, submit
-from tests.support.media_gen import wav_bytes
+from benchmark.audio import silent_wav
 
 BOUNDARY = "gatewaytestboundary"
 
@@ -39,7 +39,7 @@ def no_leftovers(settings: Settings) -> bool:
 async def test_too_large_with_content_length(settings: Settings) -> None:
     small = msgspec.structs.replace(settings, max_upload_bytes=4096)
     async with serve(small) as client:
-        response = await submit(client, audio=wav_bytes(seconds=4))  # 128 KB
+        response = await submit(client, audio=silent_wav(seconds=4))  # 128 KB
         assert response.request.headers["content-length"]
     assert response.status_code == 413
     assert "MAX_UPLOAD_BYTES" in response.json()["error"]["message"]
@@ -51,7 +51,7 @@ async def test_too_large_chunked_without_content_length(settings: Settings) -> N
     async with serve(small) as client:
         # Within FORM_OVERHEAD of the limit as a whole body, so only counting the file's
         # bytes while streaming can catch it.
-        body = multipart(wav_bytes(seconds=0.5))  # 16 KB
+        body = multipart(silent_wav(seconds=0.5))  # 16 KB
         response = await client.post(
             "/jobs", content=chunks(body),
             headers={"content-type": f"multipart/form-data; boundary={BOUNDARY}"})
@@ -60,7 +60,7 @@ async def test_too_large_chunked_without_content_length(settings: Settings) -> N
         assert response.status_code == 413
         # A streamed upload within the limit is accepted.
         ok = await client.post(
-            "/jobs", content=chunks(multipart(wav_bytes(seconds=0.1))),
+            "/jobs", content=chunks(multipart(silent_wav(seconds=0.1))),
             headers={"content-type": f"multipart/form-data; boundary={BOUNDARY}"})
         assert ok.status_code == 202, ok.text
     assert response.json()["error"]["status"] == 413
@@ -72,7 +72,7 @@ async def test_not_audio_is_415(client: httpx.AsyncClient, settings: Settings) -
     assert response.status_code == 415
     message = response.json()["error"]["message"]
     assert "not an audio file" in message and "upload an audio file" in message
-    not_form = await client.post("/jobs", content=wav_bytes(),
+    not_form = await client.post("/jobs", content=silent_wav(),
                                  headers={"content-type": "audio/wav"})
     assert not_form.status_code == 415
     assert "multipart/form-data" in not_form.json()["error"]["message"]
@@ -84,7 +84,7 @@ async def test_missing_file_and_malformed_form_are_400(client: httpx.AsyncClient
                                  files={"other": ("x", b"y")})
     assert response.status_code == 400
     assert "'file'" in response.json()["error"]["message"]
-    truncated = multipart(wav_bytes())[:-10]
+    truncated = multipart(silent_wav())[:-10]
     broken = await client.post(
         "/jobs", content=truncated,
         headers={"content-type": f"multipart/form-data; boundary={BOUNDARY}"})
@@ -134,11 +134,11 @@ async def test_idempotency_key_returns_the_same_job(client: httpx.AsyncClient,
 async def test_client_file_name_is_never_a_path(client: httpx.AsyncClient,
                                                 store: JobStore, redis: Redis) -> None:
     response = await client.post(
-        "/jobs", files={"file": ("../../etc/evil name.wav", wav_bytes(), "audio/wav")})
+        "/jobs", files={"file": ("../../etc/evil name.wav", silent_wav(), "audio/wav")})
     assert response.status_code == 202, response.text
     job_id = response.json()["job_id"]
     assert (await client.get(f"/jobs/{job_id}")).json()["input_name"] == "evil name.wav"
-    assert store.files(job_id).input.read_bytes() == wav_bytes()
+    assert store.files(job_id).input.read_bytes() == silent_wav()
     assert not (store.settings.jobs_path.parent / "etc").exists()
 
 
@@ -151,7 +151,7 @@ def test_display_name_drops_paths_and_control_characters() -> None:
 
 async def test_upload_beyond_litestars_default_body_limit_streams_to_disk(
         client: httpx.AsyncClient, store: JobStore) -> None:
-    audio = wav_bytes(seconds=400)  # 12.8 MB: above Litestar's 10 MB default body limit
+    audio = silent_wav(seconds=400)  # 12.8 MB: above Litestar's 10 MB default body limit
     response = await client.post(
         "/jobs", content=chunks(multipart(audio), size=256 * 1024),
         headers={"content-type": f"multipart/form-data; boundary={BOUNDARY}"})

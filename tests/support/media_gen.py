@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import io
 import subprocess
 import wave
 from dataclasses import dataclass
@@ -121,14 +120,3 @@ def conversation(directory: Path) -> tuple[Path, list[Turn]]:
     out = directory / "conversation.wav"
     subprocess.run(["sox", *map(str, clips), str(out)], check=True)
     return out, turns
-
-
-def wav_bytes(seconds: float = 1.0, rate: int = 16000) -> bytes:
-    """A real (silent) 16-bit mono WAV file, as bytes to upload."""
-    buffer = io.BytesIO()
-    with wave.open(buffer, "wb") as w:
-        w.setnchannels(1)
-        w.setsampwidth(2)
-        w.setframerate(rate)
-        w.writeframes(b"\0\0" * int(seconds * rate))
-    return buffer.getvalue()

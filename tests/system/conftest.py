@@ -22,7 +22,7 @@ from pipeline.embedded import ServerInfo, free_port, running_server, start_serve
 from pipeline.settings import Settings
 from pipeline.store import JobStore
 from pipeline.types import STAGES, StageName
-from tests.support.media_gen import wav_bytes
+from benchmark.audio import silent_wav
 from tests.support.workers import REPO, spawn_worker, until, worker_env
 
 pytestmark = pytest.mark.system
@@ -138,7 +138,7 @@ async def deploy(tmp_path: Path) -> AsyncIterator[Any]:
 
 async def submit(service: Service, audio: bytes | None = None, name: str = "talk.wav",
                  headers: dict[str, str] | None = None, **fields: str) -> httpx.Response:
-    files = {"file": (name, audio if audio is not None else wav_bytes(), "application/octet-stream")}
+    files = {"file": (name, audio if audio is not None else silent_wav(), "application/octet-stream")}
     return await service.http.post("/jobs", files=files, data=fields, headers=headers)
 
 
