@@ -22,9 +22,9 @@ def _keep_memory_flat() -> None:
     Two allocator defaults keep freed memory for reuse instead of returning it, and hold
     on to more of it the longer the audio is: MKL's fast memory manager (CTranslate2 and
     PyTorch get their buffers from MKL), and glibc's one arena per allocating thread
-    (PyTorch and CTranslate2 run thread pools). Measured with ``python -m benchmark
-    stages``: without them, peak memory no longer grows beyond the audio itself, at no
-    cost in speed. An operator's own MKL_DISABLE_FAST_MM or MALLOC_ARENA_MAX wins.
+    (PyTorch and CTranslate2 run thread pools). Measured on 5 min of audio with both
+    off: diarize's peak grew 16 MB over a 30 s job instead of 100 MB, at the same speed.
+    An operator's own MKL_DISABLE_FAST_MM or MALLOC_ARENA_MAX wins.
     """
     os.environ.setdefault("MKL_DISABLE_FAST_MM", "1")
     if "MALLOC_ARENA_MAX" in os.environ or not sys.platform.startswith("linux"):

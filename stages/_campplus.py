@@ -71,7 +71,7 @@ class CamPlusPlus(Model):
         (batch, 192) embeddings; NaN rows where too little of the speaker is active."""
         # Each row is as long as its speaker's active frames, so lengths differ call after
         # call. oneDNN would build and cache a convolution kernel for every new length: the
-        # cache grows with the audio (hundreds of MB on an hour) and every new length pays
+        # cache grows with the audio (about 300 MB after 5 min) and every new length pays
         # a compilation. PyTorch's own convolutions measure faster here and keep nothing.
         with torch.backends.mkldnn.flags(enabled=False):
             return self._embed(waveforms, weights)
