@@ -22,6 +22,7 @@ from pipeline.errors import PermanentError, TransientError
 from pipeline.settings import Settings
 
 import stages  # noqa: F401 - sets PYANNOTE_METRICS_ENABLED before pyannote is imported
+from stages import _linkage
 
 T = TypeVar("T")
 
@@ -234,6 +235,8 @@ def aligner(language: str, device_setting: str) -> Loaded[Any] | None:
 
 def diarization(settings: Settings) -> Loaded[Any]:
     """The pyannote diarization pipeline: the hub's with HF_TOKEN, else the offline one."""
+    # Before any clustering runs: pyannote's own needs memory quadratic in the audio length.
+    _linkage.install()
     device = torch_device(settings.device)
     key = ("diarization", diarization_identity(settings), device)
     if settings.hf_token:
