@@ -235,18 +235,22 @@ def aligner(language: str, device_setting: str) -> Loaded[Any] | None:
 
 def diarization(settings: Settings) -> Loaded[Any]:
     """The pyannote diarization pipeline: the hub's with HF_TOKEN, else the offline one."""
-    # Before any clustering runs: pyannote's own needs memory quadratic in the audio length.
-    _linkage.install()
     device = torch_device(settings.device)
     key = ("diarization", diarization_identity(settings), device)
-    if settings.hf_token:
-        return _cached(key, lambda: _hub_diarization(settings, device))
-    return _cached(key, lambda: _offline_diarization(device))
+    return _cached(key, lambda: _load_diarization(settings, device))
 
 
 def diarization_identity(settings: Settings) -> str:
     """Which diarization pipeline ``settings`` select: the hub model's name, or "offline"."""
     return settings.diarization_model if settings.hf_token else "offline"
+
+
+def _load_diarization(settings: Settings, device: str) -> Any:
+    # pyannote's own clustering needs memory quadratic in the length of the audio.
+    _linkage.install()
+    if settings.hf_token:
+        return _hub_diarization(settings, device)
+    return _offline_diarization(device)
 
 
 def _hub_diarization(settings: Settings, device: str) -> Any:
