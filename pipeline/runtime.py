@@ -339,8 +339,12 @@ class Worker:
         await self._forget_dead_consumers()
 
     async def _trim(self) -> None:
-        """Drop entries every group has acknowledged and that are older than the retention."""
+        """Drop entries every group has acknowledged and that are older than the retention,
+        and dead letters older than the jobs they belong to."""
         redis = self.store.redis
+        given_up_before = stream_id_for(time.time() - self.settings.job_ttl_seconds)
+        await redis.xtrim(self.store.keys.dead_letters(self.stage.name),
+                          minid=format_id(given_up_before), approximate=False)
         keep_from = stream_id_for(time.time() - self.settings.stream_retention_seconds)
         for group in await redis.xinfo_groups(self.stream):
             keep_from = min(keep_from, parse_id(group["last-delivered-id"]))

@@ -32,7 +32,8 @@ class Settings(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=
         "Directory for uploaded audio, stage artifacts and results (shared by all workers).",
         min_length=1)] = "./jobs"
     job_ttl_seconds: Annotated[int, _doc(
-        "How long a job, its files and its result are kept after creation.", ge=60)] = 86400
+        "How long a job, its files and its result are kept after creation, and a dead "
+        "letter after it was given up on.", ge=60)] = 86400
     key_prefix: Annotated[str, _doc(
         "Prefix of every Redis key and stream this service uses.",
         pattern=r"^[A-Za-z0-9_.-]+$")] = "stt"

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import subprocess
 import sys
+import time
 from collections.abc import AsyncIterator
 from pathlib import Path
 
@@ -108,6 +109,24 @@ async def test_trimming_keeps_every_unacknowledged_entry(store: JobStore) -> Non
     ids = [fields["job_id"] for _, fields in await store.redis.xrange(stream)]
     assert ids == [pending, waiting]
 
+
+
+async def test_dead_letters_are_kept_as_long_as_jobs(store: JobStore) -> None:
+    from pipeline.runtime import Worker, format_id, stream_id_for
+    from tests.support.stages import Decode
+
+    # As a running worker has it: its stream and group exist.
+    await store.redis.xgroup_create(store.keys.stream("decode"), store.keys.group("decode"),
+                                    id="0", mkstream=True)
+    dead = store.keys.dead_letters("decode")
+    now = time.time()
+    expired = format_id(stream_id_for(now - store.settings.job_ttl_seconds - 60))
+    kept = format_id(stream_id_for(now - store.settings.job_ttl_seconds + 60))
+    await store.redis.xadd(dead, {"job_id": "expired", "reason": "r"}, id=expired)
+    await store.redis.xadd(dead, {"job_id": "kept", "reason": "r"}, id=kept)
+    await store.redis.xadd(dead, {"job_id": "new", "reason": "r"})
+    await Worker(Decode(), store, consumer="janitor")._trim()
+    assert [fields["job_id"] for _, fields in await store.redis.xrange(dead)] == ["kept", "new"]
 
 def test_one_embedded_server_per_jobs_dir(tmp_path: Path) -> None:
     code = ("from pathlib import Path; from pipeline.embedded import ensure_server; "
