@@ -86,6 +86,9 @@ async def submit(request: Request[Any, Any, Any], store: JobStore, *, owner: str
     try:
         options = parse_options(upload.fields)
         await _check_audio(upload, max_seconds, too_long)
+        # Again now that the upload is in: the first check keeps a full queue from receiving
+        # uploads at all, but many requests can pass it while their uploads stream.
+        await check_backpressure(store, settings)
         job_id = new_job_id()
         files = store.files(job_id)
         files.create()
