@@ -17,14 +17,16 @@ _M_ARENA_MAX = -8
 
 
 def _keep_memory_flat() -> None:
-    """Stop a worker's resident memory from growing with the length of the audio it runs.
+    """Have the allocators give freed memory back, so that a worker's resident memory
+    grows less with the length of the audio it runs.
 
     Two allocator defaults keep freed memory for reuse instead of returning it, and hold
     on to more of it the longer the audio is: MKL's fast memory manager (CTranslate2 and
     PyTorch get their buffers from MKL), and glibc's one arena per allocating thread
     (PyTorch and CTranslate2 run thread pools). Measured on 5 min of audio with both
     off: diarize's peak grew 16 MB over a 30 s job instead of 100 MB, at the same speed.
-    An operator's own MKL_DISABLE_FAST_MM or MALLOC_ARENA_MAX wins.
+    glibc still keeps some freed memory, more the longer the job (see the README's
+    Performance section). An operator's own MKL_DISABLE_FAST_MM or MALLOC_ARENA_MAX wins.
     """
     os.environ.setdefault("MKL_DISABLE_FAST_MM", "1")
     if "MALLOC_ARENA_MAX" in os.environ or not sys.platform.startswith("linux"):
