@@ -18,9 +18,9 @@ STAGES = ("decode", "diarize", "transcribe")
 DEFAULT_SECONDS = (30.0, 300.0)
 FULL_SECONDS = (30.0, 300.0, 1800.0)
 WARMUP_SECONDS = 10.0
-# Decoded audio per minute at 16 kHz mono: the 16-bit WAV the decode stage writes, and the
-# float32 samples the model stages load it into (stages/audio.py reads the bytes, then
-# converts, so both exist at once while loading).
+# Decoded audio per minute at 16 kHz mono: the 16-bit samples of the WAV the decode stage
+# writes, and the float32 samples transcribe converts them to (both exist at once while
+# loading). Diarize holds the 16-bit samples only.
 S16_MB_PER_MIN = 16_000 * 60 * 2 / 1e6
 F32_MB_PER_MIN = 16_000 * 60 * 4 / 1e6
 GROWTH_ALLOWANCE = S16_MB_PER_MIN + F32_MB_PER_MIN
@@ -62,7 +62,7 @@ def run(work: Path, procs: Processes, whisper_model: str, full: bool) -> PartRes
                               "are since process start")
     part.notes.append(
         f"growth = (peak RSS at {_label(lengths[-1])} - at {_label(lengths[0])}) / minutes "
-        f"between them; allowance = the decoded audio held while loading it: 16-bit bytes "
+        f"between them; allowance = the decoded audio held while loading it: 16-bit samples "
         f"{S16_MB_PER_MIN:.2f} MB/min + float32 samples {F32_MB_PER_MIN:.2f} MB/min (16 kHz "
         f"mono). Peaks are reset before each job, after an untimed {WARMUP_SECONDS:.0f} s "
         "warm-up job; RTF = processing seconds / audio seconds, one process per stage")

@@ -1,26 +1,64 @@
-"""Reading the decoded audio (16 kHz mono s16 WAV written by the decode stage)."""
+"""The decoded audio (16 kHz mono 16-bit WAV, written by the decode stage) and its samples."""
 
 from __future__ import annotations
 
 import wave
 from pathlib import Path
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import numpy.typing as npt
 
 from stages.decode import SAMPLE_RATE
 
+if TYPE_CHECKING:
+    import torch
 
-def load(path: Path) -> npt.NDArray[np.float32]:
-    """The samples of ``path`` as float32 in [-1, 1].
+#: 16-bit samples -> float32 in [-1, 1): a power of two, so the scaling is exact.
+PCM16_SCALE = 1 / 32768.0
+# Frames copied per read: the bytes of one block are all that exists beside the samples.
+_BLOCK_FRAMES = 1 << 20
 
-    At most the 16-bit bytes and the float32 samples exist at once: long audio must not
-    cost more memory than that while loading.
-    """
+
+def load_pcm16(path: Path) -> npt.NDArray[np.int16]:
+    """The samples of ``path`` as 16-bit integers, in one writable array."""
     with wave.open(str(path), "rb") as wav:
         if (wav.getframerate(), wav.getnchannels(), wav.getsampwidth()) != (SAMPLE_RATE, 1, 2):
             raise ValueError(f"{path} is not 16 kHz mono 16-bit PCM")
-        data = wav.readframes(wav.getnframes())
-    samples = np.frombuffer(data, dtype="<i2").astype(np.float32)
-    samples *= 1 / 32768.0  # in place: no second float32 copy
+        samples = np.empty(wav.getnframes(), dtype=np.int16)
+        done = 0
+        while done < len(samples):
+            block = np.frombuffer(wav.readframes(_BLOCK_FRAMES), dtype="<i2")
+            if not len(block):  # the header promised more frames than the file holds
+                return samples[:done]
+            samples[done:done + len(block)] = block
+            done += len(block)
     return samples
+
+
+def load(path: Path) -> npt.NDArray[np.float32]:
+    """The samples of ``path`` as float32 in [-1, 1).
+
+    At most the 16-bit and the float32 samples exist at once: long audio must not cost more
+    memory than that while loading.
+    """
+    samples = load_pcm16(path).astype(np.float32)
+    samples *= PCM16_SCALE  # in place: no second float32 copy
+    return samples
+
+
+def accept_pcm16(model: torch.nn.Module) -> None:
+    """Let ``model`` take 16-bit samples as its first input: each call scales them to the
+    float32 that :func:`load` gives, so the model computes exactly what it would on those.
+
+    A caller can then hold long audio as 16-bit samples, half the memory of float32, and
+    the model converts only the chunk it is given.
+    """
+    import torch
+
+    def to_float(module: torch.nn.Module, args: tuple[Any, ...]) -> tuple[Any, ...] | None:
+        if args and isinstance(args[0], torch.Tensor) and args[0].dtype == torch.int16:
+            return (args[0].to(torch.float32).mul_(PCM16_SCALE), *args[1:])
+        return None
+
+    model.register_forward_pre_hook(to_float)

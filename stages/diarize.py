@@ -36,8 +36,10 @@ class DiarizeStage(Stage):
     def process(self, ctx: JobContext) -> None:
         import torch
 
-        samples = audio.load(ctx.files.audio)
         loaded = models.diarization(ctx.settings)
+        # The whole audio stays in memory while pyannote runs: as 16-bit samples if it can.
+        load = audio.load_pcm16 if models.takes_pcm16(loaded.model) else audio.load
+        samples = load(ctx.files.audio)
         file = {"waveform": torch.from_numpy(samples).unsqueeze(0), "sample_rate": SAMPLE_RATE}
         speakers = speaker_options(ctx.job.options)
         saved_path = clustering_inputs.path(ctx.files)

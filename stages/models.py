@@ -22,7 +22,7 @@ from pipeline.errors import PermanentError, TransientError
 from pipeline.settings import Settings
 
 import stages  # noqa: F401 - sets PYANNOTE_METRICS_ENABLED before pyannote is imported
-from stages import _linkage
+from stages import _linkage, audio
 
 T = TypeVar("T")
 
@@ -249,8 +249,27 @@ def _load_diarization(settings: Settings, device: str) -> Any:
     # pyannote's own clustering needs memory quadratic in the length of the audio.
     _linkage.install()
     if settings.hf_token:
-        return _hub_diarization(settings, device)
-    return _offline_diarization(device)
+        pipeline = _hub_diarization(settings, device)
+    else:
+        pipeline = _offline_diarization(device)
+    if takes_pcm16(pipeline):
+        audio.accept_pcm16(pipeline._segmentation.model)
+        audio.accept_pcm16(pipeline._embedding.model_)
+    return pipeline
+
+
+def takes_pcm16(pipeline: Any) -> bool:
+    """Whether a diarization pipeline loaded here runs on 16-bit samples (see
+    :func:`stages.audio.accept_pcm16`), so that a job's audio is held at half the memory.
+
+    True with pyannote's own embedding models (the offline CAM++ and the hub's WeSpeaker).
+    pyannote's SpeechBrain, NeMo and ONNX embeddings take float32 only.
+    """
+    from pyannote.audio.pipelines.speaker_verification import (
+        PyannoteAudioPretrainedSpeakerEmbedding,
+    )
+
+    return isinstance(pipeline._embedding, PyannoteAudioPretrainedSpeakerEmbedding)
 
 
 def _hub_diarization(settings: Settings, device: str) -> Any:
