@@ -14,7 +14,7 @@ from litestar import Request
 from gateway.errors import ApiError
 from gateway.streams import queue_lag
 from gateway.uploads import Upload, receive_upload
-from pipeline.errors import PermanentError
+from pipeline.errors import PermanentError, QueueFull
 from pipeline.settings import Settings
 from pipeline.store import JobStore, new_job_id
 from pipeline.types import STAGES, JobOptions
@@ -51,12 +51,19 @@ def parse_options(fields: dict[str, str]) -> JobOptions:
 
 
 async def check_backpressure(store: JobStore, settings: Settings) -> None:
+    """Refuse at once when the queue is full, before an upload streams in for nothing.
+
+    Only a first check: many requests can pass it while their uploads stream. The limit
+    itself holds where the job is queued (:meth:`JobStore.create`).
+    """
     lag = await queue_lag(store.redis, store.keys, STAGES[0], cap=settings.max_queued_jobs)
-    if lag > settings.max_queued_jobs:
-        raise ApiError(503, f"{lag} jobs are waiting to be processed (limit "
-                            f"{settings.max_queued_jobs}); try again in "
-                            f"{RETRY_AFTER_SECONDS} seconds",
-                       {"Retry-After": str(RETRY_AFTER_SECONDS)})
+    if lag >= settings.max_queued_jobs:
+        raise _busy(QueueFull(lag, settings.max_queued_jobs))
+
+
+def _busy(full: QueueFull) -> ApiError:
+    return ApiError(503, f"{full}; try again in {RETRY_AFTER_SECONDS} seconds",
+                    {"Retry-After": str(RETRY_AFTER_SECONDS)})
 
 
 async def _check_audio(upload: Upload, max_seconds: float, too_long: str) -> None:
@@ -86,9 +93,6 @@ async def submit(request: Request[Any, Any, Any], store: JobStore, *, owner: str
     try:
         options = parse_options(upload.fields)
         await _check_audio(upload, max_seconds, too_long)
-        # Again now that the upload is in: the first check keeps a full queue from receiving
-        # uploads at all, but many requests can pass it while their uploads stream.
-        await check_backpressure(store, settings)
         job_id = new_job_id()
         files = store.files(job_id)
         files.create()
@@ -98,6 +102,9 @@ async def submit(request: Request[Any, Any, Any], store: JobStore, *, owner: str
     try:
         existing, created = await store.create(job_id, options, input_name=upload.filename,
                                                owner=owner, idempotency_key=idempotency_key)
+    except QueueFull as full:
+        files.remove()
+        raise _busy(full) from None
     except BaseException:
         files.remove()
         raise

@@ -25,6 +25,15 @@ class TransientError(PipelineError):
     """The job may succeed later: the entry stays pending and is retried after a backoff."""
 
 
+class QueueFull(PipelineError):
+    """As many jobs as ``MAX_QUEUED_JOBS`` allows already wait for the first stage."""
+
+    def __init__(self, waiting: int, limit: int) -> None:
+        super().__init__(f"{waiting} jobs are waiting to be processed (limit {limit})")
+        self.waiting = waiting
+        self.limit = limit
+
+
 class JobGone(PipelineError):
     """The job was cancelled, deleted or expired while a stage was working on it."""
 

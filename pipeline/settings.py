@@ -64,7 +64,8 @@ class Settings(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=
     max_upload_bytes: Annotated[int, _doc(
         "Largest upload accepted; larger ones get 413.", ge=1)] = 2 * 1024**3
     max_queued_jobs: Annotated[int, _doc(
-        "When more jobs than this wait for the decode stage, POST /jobs answers 503.",
+        "Most jobs that may wait for the decode stage; while that many wait, POST /jobs "
+        "answers 503.",
         ge=1)] = 1000
     sync_timeout_seconds: Annotated[float, _doc(
         "How long POST /transcribe waits for the result before answering 202.", gt=0)] = 60.0

@@ -23,6 +23,7 @@ import msgspec
 from redis.asyncio import Redis
 from redis.commands.core import AsyncScript
 
+from pipeline.errors import QueueFull
 from pipeline.files import JobFiles, valid_job_id
 from pipeline.keys import LIVE, Keys
 from pipeline.settings import Settings
@@ -41,6 +42,8 @@ from pipeline.types import (
 # Share of the overall progress each stage accounts for, by typical running time.
 _STAGE_WEIGHT: dict[StageName, float] = {"decode": 5.0, "diarize": 35.0, "transcribe": 60.0}
 _STAGE_FIELDS = tuple(StageRecord.__struct_fields__)
+# create.lua's first reply: 1 created, 0 idempotency key already used, 2 queue full.
+_QUEUE_FULL = 2
 
 
 class Outcome(enum.StrEnum):
@@ -124,7 +127,9 @@ class JobStore:
         """Store a new job and queue it for its first stage, in one atomic step.
 
         Returns ``(job_id, True)``, or ``(existing_id, False)`` when ``idempotency_key``
-        was used before by the same owner and that job still exists.
+        was used before by the same owner and that job still exists. Raises
+        :class:`QueueFull` when ``MAX_QUEUED_JOBS`` jobs already wait for the first stage:
+        checked in the same step, so concurrent requests never queue more.
         """
         plan = options.plan()
         now = now_iso()
@@ -154,15 +159,19 @@ class JobStore:
         # Microseconds: fine enough that jobs list in the order they were created.
         created = time.time_ns() // 1000
         expired_before = created - self.settings.job_ttl_seconds * 1_000_000
+        limit = self.settings.max_queued_jobs
         args: list[Any] = [job_id, self.settings.job_ttl_seconds, created, expired_before,
-                           "1" if idempotency_key else "0", 1]
+                           "1" if idempotency_key else "0", 1, self.keys.group(plan[0]), limit]
         for key, value in fields.items():
             args += [key, value]
         keys = [self.keys.job(job_id), self.keys.stream(plan[0]), self.keys.jobs_index, idem_key]
         for _ in range(2):
-            created, existing = await self._run("create", keys, args)
+            outcome, existing = await self._run("create", keys, args)
+            if outcome == _QUEUE_FULL:
+                raise QueueFull(int(existing), limit)
+            created = outcome == 1
             if created or await self.redis.exists(self.keys.job(existing)):
-                return existing, bool(created)
+                return existing, created
             # The key outlived its job (deleted by a client): the key is free again.
             await self.redis.delete(idem_key)
         raise RuntimeError("idempotency key kept pointing at a deleted job")

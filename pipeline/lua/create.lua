@@ -1,13 +1,43 @@
 -- KEYS: job hash, first stage's stream, jobs index, idempotency key
 -- ARGV: job id, ttl seconds, created (microseconds), index entries older than this are
---       expired, use idempotency ('1'/'0'), run, field, value, ...
-if ARGV[5] == '1' then
-  if not redis.call('SET', KEYS[4], ARGV[1], 'NX', 'EX', ARGV[2]) then
-    return {0, redis.call('GET', KEYS[4])}
+--       expired, use idempotency ('1'/'0'), run, the first stage's consumer group, most
+--       jobs that may wait for it (0: no limit), field, value, ...
+-- Returns {1, job id}; {0, existing job id} for a used idempotency key; {2, jobs waiting}
+-- when the queue is full.
+
+-- Entries of the stream that no consumer of the group has been given yet (when the server
+-- cannot tell the lag itself, counted no further than limit).
+local function waiting(stream, group, limit)
+  local groups = redis.pcall('XINFO', 'GROUPS', stream)
+  if groups['err'] then return 0 end  -- no stream yet: nothing waits
+  for _, info in ipairs(groups) do
+    local fields = {}
+    for i = 1, #info, 2 do fields[info[i]] = info[i + 1] end
+    if fields['name'] == group then
+      if fields['lag'] then return tonumber(fields['lag']) end
+      -- Entries were trimmed or deleted: count what follows the last delivered entry.
+      return #redis.call('XRANGE', stream, '(' .. fields['last-delivered-id'], '+',
+                         'COUNT', limit)
+    end
   end
+  -- No group yet (no worker ever started): everything in the stream waits.
+  return redis.call('XLEN', stream)
+end
+
+if ARGV[5] == '1' then
+  local existing = redis.call('GET', KEYS[4])
+  if existing then return {0, existing} end
+end
+local limit = tonumber(ARGV[8])
+if limit > 0 then
+  local queued = waiting(KEYS[2], ARGV[7], limit)
+  if queued >= limit then return {2, queued} end
+end
+if ARGV[5] == '1' then
+  redis.call('SET', KEYS[4], ARGV[1], 'EX', ARGV[2])
 end
 local fields = {}
-for i = 7, #ARGV do fields[#fields + 1] = ARGV[i] end
+for i = 9, #ARGV do fields[#fields + 1] = ARGV[i] end
 redis.call('HSET', KEYS[1], unpack(fields))
 redis.call('EXPIRE', KEYS[1], ARGV[2])
 redis.call('XADD', KEYS[2], '*', 'job_id', ARGV[1], 'run', ARGV[6])

@@ -4,7 +4,11 @@ from __future__ import annotations
 
 import pytest
 
-from pipeline.errors import ConfigError
+import asyncio
+
+import msgspec
+
+from pipeline.errors import ConfigError, QueueFull
 from pipeline.settings import Settings, describe
 from pipeline.store import Delivery, JobStore, Outcome, new_job_id, overall_progress
 from pipeline.types import JobOptions, JobStatus
@@ -91,6 +95,40 @@ async def test_idempotency_key_returns_the_same_job(store: JobStore) -> None:
                                               idempotency_key="k1", owner="alice")
     assert created_fresh and fresh != first
     assert await store.redis.xlen(store.keys.stream("decode")) == 3
+
+
+async def test_the_queue_limit_is_exact(store: JobStore) -> None:
+    full = JobStore(store.redis, msgspec.structs.replace(store.settings, max_queued_jobs=5))
+    stream, group = full.keys.stream("decode"), full.keys.group("decode")
+
+    async def accepted(attempts: int) -> int:
+        results = await asyncio.gather(*(full.create(new_job_id(), JobOptions())
+                                         for _ in range(attempts)), return_exceptions=True)
+        assert all(isinstance(r, (tuple, QueueFull)) for r in results), results
+        return sum(isinstance(r, tuple) for r in results)
+
+    key_job, created = await full.create(new_job_id(), JobOptions(), idempotency_key="k")
+    assert created
+    # No worker yet, so no consumer group: every entry of the stream waits.
+    assert await accepted(20) == 4
+    with pytest.raises(QueueFull) as refused:
+        await full.create(new_job_id(), JobOptions())
+    assert (refused.value.waiting, refused.value.limit) == (5, 5)
+    # A repeated upload gets its job back, however full the queue.
+    assert await full.create(new_job_id(), JobOptions(), idempotency_key="k") == (key_job, False)
+
+    # A worker takes two entries: two places are free (the server reports the lag).
+    await store.redis.xgroup_create(stream, group, id="0")
+    await store.redis.xreadgroup(group, "c", {stream: ">"}, count=2)
+    assert await accepted(5) == 2
+    # A deleted entry leaves the server unable to tell the lag: then the entries after the
+    # last delivered one are counted.
+    [(last_id, _)] = await store.redis.xrevrange(stream, count=1)
+    await store.redis.xdel(stream, last_id)
+    info = next(g for g in await store.redis.xinfo_groups(stream) if g["name"] == group)
+    assert info["lag"] is None
+    assert await accepted(5) == 1
+    assert await store.redis.xlen(stream) == 5 + 2 - 1 + 1
 
 
 async def test_jobs_expire_after_the_ttl(store: JobStore) -> None:
