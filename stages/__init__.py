@@ -3,7 +3,7 @@
 Importing any stage module imports this package first, so what must be settled before the
 model libraries start is settled here: pyannote's telemetry is switched off (pyannote reads
 its setting at import time), and the memory allocators are told to give memory back (see
-:func:`_keep_memory_flat`).
+:func:`_tune_allocators`).
 """
 
 import ctypes
@@ -16,7 +16,7 @@ os.environ["PYANNOTE_METRICS_ENABLED"] = "0"
 _M_ARENA_MAX = -8
 
 
-def _keep_memory_flat() -> None:
+def _tune_allocators() -> None:
     """Have the allocators give freed memory back, so that a worker's resident memory
     grows less with the length of the audio it runs.
 
@@ -38,4 +38,4 @@ def _keep_memory_flat() -> None:
     libc.mallopt(_M_ARENA_MAX, 2)
 
 
-_keep_memory_flat()
+_tune_allocators()
