@@ -12,8 +12,8 @@ the job on. What it guarantees, and how:
   removed from the group only when it has nothing pending.
 * An entry delivered more than ``MAX_DELIVERIES`` times goes to the dead-letter stream and
   its job fails with the reason; the worker moves on.
-* Lost connections, a restarted server and a missing group (NOGROUP) are survived with
-  backoff; the worker then re-reads its own pending entries first.
+* Lost connections, a restarted server and a missing stream or group (a wiped server) are
+  survived with backoff; the worker then re-reads its own pending entries first.
 * SIGTERM stops reading and lets the current job finish; a second one exits at once, the
   entry stays pending and another consumer reclaims it.
 """
@@ -106,7 +106,7 @@ class Worker:
                 await self._step()
                 self._backoff.reset()
             except ResponseError as exc:
-                if not str(exc).startswith("NOGROUP"):
+                if not _stream_gone(exc):
                     raise
                 log.warning("consumer group %s is missing; creating it again", self.group)
                 self._group_ready = False
@@ -361,6 +361,13 @@ class Worker:
             if name != self.consumer and consumer["idle"] > limit_ms:
                 if await self.store.forget_consumer(self.stream, self.group, name):
                     log.info("removed idle consumer %s (nothing pending)", name)
+
+
+def _stream_gone(exc: ResponseError) -> bool:
+    """Whether ``exc`` says the stream or its group no longer exists (a wiped or restarted
+    server): a read answers NOGROUP, XINFO on the stream "no such key"."""
+    message = str(exc)
+    return message.startswith("NOGROUP") or "no such key" in message
 
 
 def _first_entry(reply: Any) -> Entry | None:

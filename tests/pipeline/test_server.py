@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import subprocess
 import sys
 import time
@@ -83,6 +84,26 @@ async def test_workers_recreate_groups_after_the_server_is_wiped(own_store: JobS
         second = await submit(store)
         await until(lambda: finished(store, second), timeout=60)
     assert (await store.get(second)).status is JobStatus.COMPLETED  # type: ignore[union-attr]
+
+
+async def test_a_wipe_while_a_job_runs_stops_no_worker(own_store: JobStore,
+                                                     tmp_path: Path) -> None:
+    """The streams vanish under workers that are blocked reading and under one busy with a
+    job; each finds them gone at some other step (its next read, or the maintenance that
+    follows a job) and must create them again."""
+    store = own_store
+    gate = tmp_path / "gate"
+    async with running_workers(store):
+        running = await submit(store, Script(stages={"decode": Behaviour(wait_for=str(gate))}))
+        await until(lambda: _stage_running(store, running, "decode"))
+        await store.redis.flushall()
+        # Past the maintenance interval, so that maintenance runs right after the job.
+        await asyncio.sleep(store.settings.claim_idle_seconds)
+        gate.touch()
+        for _ in range(2):
+            job_id = await submit(store)
+            await until(lambda: finished(store, job_id), timeout=60)
+            assert (await store.get(job_id)).status is JobStatus.COMPLETED  # type: ignore[union-attr]
 
 
 async def test_trimming_keeps_every_unacknowledged_entry(store: JobStore) -> None:
