@@ -67,3 +67,11 @@ def test_load_generator_against_a_tiny_server() -> None:
     load = asyncio.run(scenario())
     assert load.requests > 0 and load.errors == 0
     assert load.p50_ms <= load.p99_ms
+
+
+def test_memory_growth_is_per_audio_minute_to_the_longest_audio() -> None:
+    from benchmark.stages_part import growth_per_minute
+
+    peaks = {30.0: 100.0, 60.0: 130.0, 300.0: 150.0}
+    assert growth_per_minute(peaks, 60.0) == 5.0
+    assert growth_per_minute(peaks, 30.0) == 50.0 / 4.5
