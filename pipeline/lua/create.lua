@@ -1,7 +1,7 @@
 -- KEYS: job hash, first stage's stream, jobs index, idempotency key
 -- ARGV: job id, ttl seconds, created (microseconds), index entries older than this are
 --       expired, use idempotency ('1'/'0'), run, the first stage's consumer group, most
---       jobs that may wait for it (0: no limit), field, value, ...
+--       jobs that may wait for it, field, value, ...
 -- Returns {1, job id}; {0, existing job id} for a used idempotency key; {2, jobs waiting}
 -- when the queue is full.
 
@@ -29,10 +29,8 @@ if ARGV[5] == '1' then
   if existing then return {0, existing} end
 end
 local limit = tonumber(ARGV[8])
-if limit > 0 then
-  local queued = waiting(KEYS[2], ARGV[7], limit)
-  if queued >= limit then return {2, queued} end
-end
+local queued = waiting(KEYS[2], ARGV[7], limit)
+if queued >= limit then return {2, queued} end
 if ARGV[5] == '1' then
   redis.call('SET', KEYS[4], ARGV[1], 'EX', ARGV[2])
 end
