@@ -26,13 +26,13 @@ class Health(msgspec.Struct, frozen=True, kw_only=True):
 @get("/health", opt={PUBLIC: True}, summary="Redis and the stage workers",
      description="200 when Redis answers and every stage has a live worker, else 503.")
 async def health(services: Services) -> Response[Health]:
-    redis, settings = services.store.redis, services.settings
+    redis = services.store.redis
     stages: dict[str, StageStats] = {}
     problems: list[str] = []
     try:
         await redis.ping()
         for stage in STAGES:
-            stages[stage] = stats = await stage_stats(redis, settings, stage)
+            stages[stage] = stats = await stage_stats(services.store, stage)
             if stats.consumers == 0:
                 problems.append(f"no live {stage} worker: start one (stt-worker {stage})")
     except CONNECTION_ERRORS as exc:

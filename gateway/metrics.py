@@ -53,7 +53,7 @@ async def read_snapshot(store: JobStore) -> Snapshot:
             statuses = await pipe.execute()
         snap.jobs_by_status.update(s for s in statuses if s is not None)
     for stage in STAGES:
-        snap.stages[stage] = await stage_stats(redis, store.settings, stage)
+        snap.stages[stage] = await stage_stats(store, stage)
     recent, _ = await store.list(status=JobStatus.COMPLETED, limit=RECENT_JOBS)
     for job in recent:
         for stage, record in job.stages.items():

@@ -8,8 +8,8 @@ import msgspec
 from redis.asyncio import Redis
 from redis.exceptions import ResponseError
 
-from pipeline.keys import Keys
 from pipeline.settings import Settings
+from pipeline.store import JobStore
 from pipeline.types import StageName
 
 
@@ -37,38 +37,18 @@ async def _group_info(redis: Redis, stream: str, group: str) -> dict[str, Any] |
     return next((g for g in groups if g["name"] == group), None)
 
 
-async def queue_lag(redis: Redis, keys: Keys, stage: StageName, cap: int | None = None) -> int:
-    """Entries of the stage's stream no consumer of its group has been given yet.
-
-    ``cap`` bounds the work of counting when the server cannot tell the lag itself.
-    """
-    stream = keys.stream(stage)
-    info = await _group_info(redis, stream, keys.group(stage))
-    if info is None:
-        # No group yet (no worker ever started): everything in the stream is waiting.
-        return int(await redis.xlen(stream))
-    lag = info.get("lag")
-    if lag is not None:
-        return int(lag)
-    # The server cannot tell the lag (entries were trimmed or deleted): count what follows
-    # the last delivered entry.
-    count = cap + 1 if cap is not None else None
-    after = await redis.xrange(stream, f"({info['last-delivered-id']}", "+", count=count)
-    return len(after or [])
-
-
-async def stage_stats(redis: Redis, settings: Settings, stage: StageName) -> StageStats:
-    keys = Keys(settings.key_prefix)
+async def stage_stats(store: JobStore, stage: StageName) -> StageStats:
+    redis, keys = store.redis, store.keys
     stream, group = keys.stream(stage), keys.group(stage)
     info = await _group_info(redis, stream, group)
     live = 0
     if info is not None:
-        limit = live_idle_limit_ms(settings)
+        limit = live_idle_limit_ms(store.settings)
         for consumer in await redis.xinfo_consumers(stream, group):
             live += consumer["idle"] < limit
     return StageStats(
         consumers=live,
         pending=int(info["pending"]) if info else 0,
-        lag=await queue_lag(redis, keys, stage),
+        lag=await store.queue_lag(stage),
         dead_letters=int(await redis.xlen(keys.dead_letters(stage))),
     )

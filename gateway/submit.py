@@ -12,7 +12,6 @@ import msgspec
 from litestar import Request
 
 from gateway.errors import ApiError
-from gateway.streams import queue_lag
 from gateway.uploads import Upload, receive_upload
 from pipeline.errors import PermanentError, QueueFull
 from pipeline.settings import Settings
@@ -56,7 +55,7 @@ async def check_backpressure(store: JobStore, settings: Settings) -> None:
     Only a first check: many requests can pass it while their uploads stream. The limit
     itself holds where the job is queued (:meth:`JobStore.create`).
     """
-    lag = await queue_lag(store.redis, store.keys, STAGES[0], cap=settings.max_queued_jobs)
+    lag = await store.queue_lag(STAGES[0], cap=settings.max_queued_jobs)
     if lag >= settings.max_queued_jobs:
         raise _busy(QueueFull(lag, settings.max_queued_jobs))
 

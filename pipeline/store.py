@@ -42,6 +42,8 @@ from pipeline.types import (
 # Share of the overall progress each stage accounts for, by typical running time.
 _STAGE_WEIGHT: dict[StageName, float] = {"decode": 5.0, "diarize": 35.0, "transcribe": 60.0}
 _STAGE_FIELDS = tuple(StageRecord.__struct_fields__)
+# Lua functions every script may call (pipeline/lua/_*.lua).
+_PRELUDES = ("_job", "_queue")
 # create.lua's first reply: 1 created, 0 idempotency key already used, 2 queue full.
 _QUEUE_FULL = 2
 
@@ -91,8 +93,7 @@ def overall_progress(plan: tuple[StageName, ...], stage: StageName, fraction: fl
 @cache
 def _lua(name: str) -> str:
     folder = resources.files("pipeline") / "lua"
-    prelude = (folder / "_job.lua").read_text()
-    return prelude + "\n" + (folder / f"{name}.lua").read_text()
+    return "\n".join((folder / f"{part}.lua").read_text() for part in (*_PRELUDES, name))
 
 
 class JobStore:
@@ -175,6 +176,12 @@ class JobStore:
             # The key outlived its job (deleted by a client): the key is free again.
             await self.redis.delete(idem_key)
         raise RuntimeError("idempotency key kept pointing at a deleted job")
+
+    async def queue_lag(self, stage: StageName, cap: int | None = None) -> int:
+        """Entries of the stage's stream that no worker has been given yet: the jobs waiting
+        for it. ``cap`` bounds the counting when the server cannot tell the lag itself."""
+        keys = [self.keys.stream(stage)]
+        return int(await self._run("queue_lag", keys, [self.keys.group(stage), cap or 0]))
 
     async def get(self, job_id: str) -> Job | None:
         if not valid_job_id(job_id):

@@ -1,4 +1,4 @@
--- Shared prelude of the job scripts (prepended to each by pipeline/store.py).
+-- Shared prelude of the scripts (prepended to each by pipeline/store.py): the job.
 -- KEYS[1] is the job hash. Returns 'ok', or why the job must not be touched:
 -- 'gone' (deleted or expired), 'terminal' (completed, failed or cancelled),
 -- 'stale' (a newer run of the job superseded the message's run).

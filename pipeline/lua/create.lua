@@ -5,25 +5,6 @@
 -- Returns {1, job id}; {0, existing job id} for a used idempotency key; {2, jobs waiting}
 -- when the queue is full.
 
--- Entries of the stream that no consumer of the group has been given yet (when the server
--- cannot tell the lag itself, counted no further than limit).
-local function waiting(stream, group, limit)
-  local groups = redis.pcall('XINFO', 'GROUPS', stream)
-  if groups['err'] then return 0 end  -- no stream yet: nothing waits
-  for _, info in ipairs(groups) do
-    local fields = {}
-    for i = 1, #info, 2 do fields[info[i]] = info[i + 1] end
-    if fields['name'] == group then
-      if fields['lag'] then return tonumber(fields['lag']) end
-      -- Entries were trimmed or deleted: count what follows the last delivered entry.
-      return #redis.call('XRANGE', stream, '(' .. fields['last-delivered-id'], '+',
-                         'COUNT', limit)
-    end
-  end
-  -- No group yet (no worker ever started): everything in the stream waits.
-  return redis.call('XLEN', stream)
-end
-
 if ARGV[5] == '1' then
   local existing = redis.call('GET', KEYS[4])
   if existing then return {0, existing} end

@@ -114,12 +114,14 @@ async def test_the_queue_limit_is_exact(store: JobStore) -> None:
     with pytest.raises(QueueFull) as refused:
         await full.create(new_job_id(), JobOptions())
     assert (refused.value.waiting, refused.value.limit) == (5, 5)
+    assert await full.queue_lag("decode") == 5
     # A repeated upload gets its job back, however full the queue.
     assert await full.create(new_job_id(), JobOptions(), idempotency_key="k") == (key_job, False)
 
     # A worker takes two entries: two places are free (the server reports the lag).
     await store.redis.xgroup_create(stream, group, id="0")
     await store.redis.xreadgroup(group, "c", {stream: ">"}, count=2)
+    assert await full.queue_lag("decode") == 3
     assert await accepted(5) == 2
     # A deleted entry leaves the server unable to tell the lag: then the entries after the
     # last delivered one are counted.
@@ -127,6 +129,8 @@ async def test_the_queue_limit_is_exact(store: JobStore) -> None:
     await store.redis.xdel(stream, last_id)
     info = next(g for g in await store.redis.xinfo_groups(stream) if g["name"] == group)
     assert info["lag"] is None
+    assert await full.queue_lag("decode") == 4
+    assert await full.queue_lag("decode", cap=2) == 2
     assert await accepted(5) == 1
     assert await store.redis.xlen(stream) == 5 + 2 - 1 + 1
 

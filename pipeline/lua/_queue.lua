@@ -1,0 +1,21 @@
+-- Shared prelude of the scripts (prepended to each by pipeline/store.py): the queue.
+
+-- Entries of a stage's stream that no consumer of its group has been given yet. When the
+-- server cannot tell the group's lag itself, they are counted, no further than cap (0: all).
+local function waiting(stream, group, cap)
+  local groups = redis.pcall('XINFO', 'GROUPS', stream)
+  if groups['err'] then return 0 end  -- no stream yet: nothing waits
+  for _, info in ipairs(groups) do
+    local fields = {}
+    for i = 1, #info, 2 do fields[info[i]] = info[i + 1] end
+    if fields['name'] == group then
+      if fields['lag'] then return tonumber(fields['lag']) end
+      -- Entries were trimmed or deleted: count what follows the last delivered entry.
+      local after = '(' .. fields['last-delivered-id']
+      if cap > 0 then return #redis.call('XRANGE', stream, after, '+', 'COUNT', cap) end
+      return #redis.call('XRANGE', stream, after, '+')
+    end
+  end
+  -- No group yet (no worker ever started): everything in the stream waits.
+  return redis.call('XLEN', stream)
+end
