@@ -2,11 +2,10 @@
 
 from __future__ import annotations
 
-import pytest
-
 import asyncio
 
 import msgspec
+import pytest
 
 from pipeline.errors import ConfigError, QueueFull
 from pipeline.settings import Settings, describe
