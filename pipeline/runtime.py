@@ -31,6 +31,7 @@ from typing import Any, TypeVar
 import msgspec
 from redis.exceptions import ResponseError
 
+from pipeline import allocator
 from pipeline.connection import CONNECTION_ERRORS
 from pipeline.errors import JobGone, OwnershipLost, PermanentError, TransientError
 from pipeline.keys import LIVE
@@ -234,6 +235,9 @@ class Worker:
             return
         finally:
             heartbeat.cancel()
+            # At once rather than in a thread: it takes milliseconds, and an await here
+            # could be cancelled on shutdown.
+            allocator.give_back()
         outcome = await self._commit(lambda: self.store.finish(d, job.plan))
         self._retry_backoff.reset()
         self.jobs_done += 1
