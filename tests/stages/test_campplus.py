@@ -1,0 +1,76 @@
+"""The offline CAM++ embedding model: its front end run over time slices computes what it
+computes over the whole row."""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
+import pytest
+
+from benchmark.audio import sample_wav
+from stages import audio
+
+if TYPE_CHECKING:
+    import torch
+
+pytestmark = pytest.mark.models
+
+
+@pytest.fixture(scope="module")
+def features() -> torch.Tensor:
+    """Fbank features of the first 10 s of pyannote's sample (two speakers): (1000, 80)."""
+    import torch
+
+    from stages import _campplus
+
+    samples = torch.from_numpy(audio.load(sample_wav())[:160_000])
+    return _campplus._fbank(samples.unsqueeze(0))
+
+
+def test_the_front_end_is_sliced(features: torch.Tensor) -> None:
+    from stages._campplus import CamPlusPlus, _TimeSliced
+
+    head = CamPlusPlus().campplus.head
+    assert isinstance(head, _TimeSliced)
+    # Slicing only pays off where a row is several slices long; a 10 s row is 1,000 frames.
+    assert head.reach * 2 < head.frames < features.shape[0] // 4
+
+
+@pytest.mark.parametrize("frames", [1000, 987, 260, 57])
+def test_sliced_front_end_equals_the_whole(features: torch.Tensor, frames: int) -> None:
+    """Rows of several slices, a ragged last slice, a row just past one slice with its
+    context, and a row shorter than a slice."""
+    import torch
+
+    from stages._campplus import CamPlusPlus
+
+    model = CamPlusPlus()
+    sliced = model.campplus.head
+    x = (features[:frames] - features[:frames].mean(dim=0)).T.unsqueeze(0)  # (1, 80, frames)
+    with torch.inference_mode():
+        whole_out = sliced.module(x)
+        sliced_out = sliced(x)
+        assert sliced_out.shape == whole_out.shape
+        # Not bit for bit: a matrix product over a slice may sum in another order.
+        torch.testing.assert_close(sliced_out, whole_out, rtol=1e-5, atol=1e-5)
+        embedding = model.campplus(x.transpose(1, 2))
+        model.campplus.head = sliced.module
+        whole_embedding = model.campplus(x.transpose(1, 2))
+    torch.testing.assert_close(embedding, whole_embedding, rtol=1e-5, atol=1e-5)
+
+
+def test_reach_of_a_stack_of_convolutions() -> None:
+    import torch
+
+    from stages._campplus import time_reach
+
+    stack = torch.nn.Sequential(
+        torch.nn.Conv2d(1, 4, 3, padding=1),
+        torch.nn.Conv2d(4, 4, (3, 5), stride=(2, 1), padding=(1, 2)),
+        torch.nn.Conv2d(4, 4, 3, padding="same", dilation=(1, 3)),
+        torch.nn.Conv2d(4, 4, 1),
+    )
+    assert time_reach(stack) == 1 + 2 + 3
+    assert time_reach(torch.nn.Conv2d(1, 4, 3, stride=2, padding=1)) is None
+    assert time_reach(torch.nn.Conv2d(1, 4, 3)) is None  # no padding: shortens the axis
+    assert time_reach(torch.nn.Conv2d(1, 4, 3, padding=1, padding_mode="circular")) is None
