@@ -49,9 +49,8 @@ def give_back() -> None:
     """Return the freed memory glibc keeps to the system (malloc_trim).
 
     The runtime calls it after every job, so that an idle worker holds its models and not
-    the last job's buffers. It costs a few ms. Calling it during a job instead (after every
-    batch of pyannote's models) did not lower the job's peak: that peak is the live data
-    plus one batch's buffers.
+    the last job's buffers; the diarize stage also calls it while pyannote runs. It costs a
+    few ms.
     """
     if _LIBC is not None:
         _LIBC.malloc_trim(0)
