@@ -49,8 +49,8 @@ def give_back() -> None:
     """Return the freed memory glibc keeps to the system (malloc_trim).
 
     The runtime calls it after every job, so that an idle worker holds its models and not
-    the last job's buffers; the diarize stage also calls it while pyannote runs. It costs a
-    few ms.
+    the last job's buffers; a job's progress reports call it too, now and then
+    (:meth:`pipeline.stage.JobContext.progress`). It costs a few ms.
     """
     if _LIBC is not None:
         _LIBC.malloc_trim(0)

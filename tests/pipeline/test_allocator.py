@@ -1,37 +1,60 @@
-"""pipeline.allocator on this machine's real glibc."""
+"""pipeline.allocator on this machine's real glibc, and the stage context that uses it."""
 
 from __future__ import annotations
 
 import ctypes
+import time
+from collections.abc import Iterator
 
 import pytest
 
+from benchmark.jobs import context
 from benchmark.memory import rss_mb
 from pipeline import allocator
+from pipeline.settings import Settings
+from pipeline.stage import GIVE_BACK_SECONDS
 
 pytestmark = pytest.mark.skipif(allocator._LIBC is None, reason="needs glibc")
 
 _BLOCK = 64 * 1024  # below glibc's mmap threshold: from the heap, not a mapping of its own
+_BLOCKS = 1000
+# Each hole loses at most a page at either end to the allocator's bookkeeping.
+_MOST_OF_THE_HOLES_MB = 0.8 * _BLOCKS / 2 * _BLOCK / 2**20
 
 
-def test_give_back_returns_freed_memory_that_glibc_kept() -> None:
+@pytest.fixture
+def holes() -> Iterator[None]:
+    """Every other heap block freed, as a job's buffers between what it keeps: glibc keeps
+    the holes, since the blocks still in use pin them."""
     # A handle of the test's own, so that setting signatures leaves the module's alone.
     libc = ctypes.CDLL("libc.so.6")
     libc.malloc.restype = ctypes.c_void_p
     libc.free.argtypes = [ctypes.c_void_p]
-    # Every other block freed, as a job's buffers between what it keeps: glibc keeps the
-    # holes, since the blocks still in use pin them.
     blocks = []
-    for _ in range(1000):
+    for _ in range(_BLOCKS):
         block = libc.malloc(_BLOCK)
         ctypes.memset(block, 1, _BLOCK)
         blocks.append(block)
     for block in blocks[::2]:
         libc.free(block)
-    kept = rss_mb()
-    allocator.give_back()
-    returned = kept - rss_mb()
+    yield
     for block in blocks[1::2]:
         libc.free(block)
-    # Each hole loses at most a page at either end to the allocator's bookkeeping.
-    assert returned > 0.8 * 500 * _BLOCK / 2**20
+
+
+def test_give_back_returns_freed_memory_that_glibc_kept(holes: None) -> None:
+    kept = rss_mb()
+    allocator.give_back()
+    assert kept - rss_mb() > _MOST_OF_THE_HOLES_MB
+
+
+def test_progress_gives_memory_back_once_its_interval_has_passed(
+    holes: None, settings: Settings
+) -> None:
+    ctx = context(settings.jobs_path, "0" * 32, settings)
+    kept = rss_mb()
+    ctx.progress(0.5)  # the context is new: too soon
+    assert kept - rss_mb() < _MOST_OF_THE_HOLES_MB
+    ctx._given_back = time.monotonic() - GIVE_BACK_SECONDS
+    ctx.progress(0.6)
+    assert kept - rss_mb() > _MOST_OF_THE_HOLES_MB
