@@ -13,6 +13,7 @@ from __future__ import annotations
 import ctypes
 import os
 import sys
+import time
 
 # glibc's mallopt(M_ARENA_MAX, n)
 _M_ARENA_MAX = -8
@@ -49,8 +50,22 @@ def give_back() -> None:
     """Return the freed memory glibc keeps to the system (malloc_trim).
 
     The runtime calls it after every job, so that an idle worker holds its models and not
-    the last job's buffers; a job's progress reports call it too, now and then
-    (:meth:`pipeline.stage.JobContext.progress`). It costs a few ms.
+    the last job's buffers. It costs a few ms.
     """
     if _LIBC is not None:
         _LIBC.malloc_trim(0)
+
+
+class GiveBackEvery:
+    """Calls :func:`give_back` at most once every ``seconds``: for a loop over batches,
+    between them."""
+
+    def __init__(self, seconds: float) -> None:
+        self.seconds = seconds
+        self._last = time.monotonic()
+
+    def __call__(self) -> None:
+        now = time.monotonic()
+        if now - self._last >= self.seconds:
+            give_back()
+            self._last = now

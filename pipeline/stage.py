@@ -10,18 +10,13 @@ from __future__ import annotations
 
 import abc
 import logging
-import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import ClassVar
 
-from pipeline import allocator
 from pipeline.files import JobFiles
 from pipeline.settings import Settings
 from pipeline.types import Job, StageName
-
-#: While a job runs, freed memory is handed back at most this often (see progress()).
-GIVE_BACK_SECONDS = 1.0
 
 
 @dataclass
@@ -35,7 +30,6 @@ class JobContext:
     # Set by the runtime: records progress and raises JobGone / OwnershipLost when the job
     # was cancelled or claimed by another worker, which stops the stage at that point.
     report: Callable[[float, str | None], None] = field(repr=False)
-    _given_back: float = field(default_factory=time.monotonic, init=False, repr=False)
 
     @property
     def job_id(self) -> str:
@@ -46,17 +40,7 @@ class JobContext:
 
         Raises :class:`pipeline.errors.JobGone` when the job was cancelled or deleted, so a
         long-running stage stops at its next progress report.
-
-        A stage reports progress between batches, when their buffers are free: at most once
-        every GIVE_BACK_SECONDS, this is where the memory glibc kept is handed back. glibc
-        kept a little of every batch it could not reuse; over 30 min of audio, diarize held
-        120 MB more free memory at its last embedding batch than at its first. A hand-back
-        costs a few ms.
         """
-        now = time.monotonic()
-        if now - self._given_back >= GIVE_BACK_SECONDS:
-            allocator.give_back()
-            self._given_back = now
         # float(): numpy scalars would reach Redis as "np.float64(0.5)".
         self.report(min(max(float(fraction), 0.0), 1.0), detail)
 

@@ -1,4 +1,4 @@
-"""pipeline.allocator on this machine's real glibc, and the stage context that uses it."""
+"""pipeline.allocator on this machine's real glibc."""
 
 from __future__ import annotations
 
@@ -8,11 +8,8 @@ from collections.abc import Iterator
 
 import pytest
 
-from benchmark.jobs import context
 from benchmark.memory import rss_mb
 from pipeline import allocator
-from pipeline.settings import Settings
-from pipeline.stage import GIVE_BACK_SECONDS
 
 pytestmark = pytest.mark.skipif(allocator._LIBC is None, reason="needs glibc")
 
@@ -48,13 +45,11 @@ def test_give_back_returns_freed_memory_that_glibc_kept(holes: None) -> None:
     assert kept - rss_mb() > _MOST_OF_THE_HOLES_MB
 
 
-def test_progress_gives_memory_back_once_its_interval_has_passed(
-    holes: None, settings: Settings
-) -> None:
-    ctx = context(settings.jobs_path, "0" * 32, settings)
+def test_give_back_every_waits_for_its_interval(holes: None) -> None:
+    give_back = allocator.GiveBackEvery(60.0)
     kept = rss_mb()
-    ctx.progress(0.5)  # the context is new: too soon
+    give_back()  # just made: too soon
     assert kept - rss_mb() < _MOST_OF_THE_HOLES_MB
-    ctx._given_back = time.monotonic() - GIVE_BACK_SECONDS
-    ctx.progress(0.6)
+    give_back._last -= give_back.seconds
+    give_back()
     assert kept - rss_mb() > _MOST_OF_THE_HOLES_MB
