@@ -1,11 +1,11 @@
 """How a worker process uses the C allocator (glibc's malloc, which PyTorch, CTranslate2
 and MKL allocate from).
 
-A model stage's working buffers are large and short-lived (one im2col buffer of a CAM++
-convolution is up to 46 MB), and glibc keeps what they free for reuse rather than returning
-it to the system. How much it keeps depends on where small long-lived blocks happened to
-land between them: after 30 min of audio, a diarize worker kept about 280 MB it no longer
-used, and would have kept it while idle.
+A model stage's working buffers are large and short-lived, and glibc keeps what they free
+for reuse rather than returning it to the system. How much it keeps depends on where small
+long-lived blocks happened to land between them: after 30 min of audio (before CAM++'s
+front end ran in slices), a diarize worker kept about 280 MB it no longer used, and would
+have kept it while idle.
 """
 
 from __future__ import annotations
