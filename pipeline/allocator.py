@@ -58,9 +58,10 @@ def give_back() -> None:
 
 class GiveBackEvery:
     """Calls :func:`give_back` at most once every ``seconds``: for a loop over batches,
-    between them."""
+    between them. The default, once a second, keeps the cost (a few ms each time) under
+    1 % of the run however short the batches are."""
 
-    def __init__(self, seconds: float) -> None:
+    def __init__(self, seconds: float = 1.0) -> None:
         self.seconds = seconds
         self._last = time.monotonic()
 

@@ -26,8 +26,6 @@ _STEPS: dict[str, tuple[float, float]] = {
     "segmentation": (0.0, 0.3),
     "embeddings": (0.3, 0.65),
 }
-# While pyannote runs, the freed memory glibc keeps is handed back at most this often.
-_GIVE_BACK_SECONDS = 1.0
 
 
 class DiarizeStage(Stage):
@@ -135,11 +133,11 @@ class _Hook:
     cancellation), and the results of the steps that re-clustering needs, which pyannote
     hands over as each step finishes.
 
-    After a batch of either model it also hands freed memory back (at most once every
-    _GIVE_BACK_SECONDS). Each batch frees a few MB, and glibc kept a little of every batch
-    it could not reuse: over 30 min of audio, 120 MB more by the last embedding batch than
-    by the first, all of it free. A hand-back costs a few ms. (The transcribe stage does
-    not do this: between its batches, it raised transcribe's 30 min peak.)
+    After a batch of either model it also hands freed memory back (at most once a second).
+    Each batch frees a few MB, and glibc kept a little of every batch it could not reuse:
+    over 30 min of audio, 120 MB more by the last embedding batch than by the first, all of
+    it free. A hand-back costs a few ms. (Transcribe does this during speech detection
+    only, see stages/_vad.py: between Whisper's batches, it raised the 30 min peak.)
     """
 
     _KEPT = ("segmentation", "embeddings")
@@ -147,7 +145,7 @@ class _Hook:
     def __init__(self, progress: Callable[[float, str | None], None]) -> None:
         self.progress = progress
         self.results: dict[str, Any] = {}
-        self._give_back = allocator.GiveBackEvery(_GIVE_BACK_SECONDS)
+        self._give_back = allocator.GiveBackEvery()
 
     def __call__(self, step: str, artifact: Any, file: Any = None,
                  total: int | None = None, completed: int | None = None) -> None:

@@ -179,7 +179,8 @@ def _load_whisper(name: str, source: str, device: str, compute_type: str) -> Any
     local = Path(source).is_dir()
     try:
         return whisperx.load_model(
-            source, device=device, compute_type=compute_type, vad_model=_vad(device),
+            source, device=device, compute_type=compute_type,
+            vad_model=speech_detector(device).model,
             local_files_only=local or offline(), threads=os.cpu_count() or 1,
         )
     except PermanentError:
@@ -194,15 +195,20 @@ def _load_whisper(name: str, source: str, device: str, compute_type: str) -> Any
         raise TransientError(f"Whisper model {name!r} could not be downloaded: {exc}") from exc
 
 
-def _vad(device: str) -> Any:
-    """whisperx's pyannote VAD, from the model file inside the whisperx wheel (offline)."""
+def speech_detector(device_setting: str) -> Loaded[Any]:
+    """whisperx's pyannote VAD as stages/_vad.py runs it, from the model file inside the
+    whisperx wheel (offline). Every Whisper pipeline on a device shares the device's one:
+    hold its lock too while a pipeline runs."""
+    device, _ = ctranslate2_device(device_setting)
+
     def load() -> Any:
         import torch
-        from whisperx.vads import Pyannote
 
-        return Pyannote(torch.device(device), token=None, vad_onset=0.500, vad_offset=0.363)
+        from stages._vad import SpeechDetector
 
-    return _cached(("vad", device), load).model
+        return SpeechDetector(torch.device(device))
+
+    return _cached(("vad", device), load)
 
 
 def aligner(language: str, device_setting: str) -> Loaded[Any] | None:

@@ -20,6 +20,10 @@ from stages.decode import SAMPLE_RATE
 # hardly does: on 2 cores, 8 chunks decode only 7 % faster than 2.
 GPU_BATCH_SIZE = 8
 CPU_BATCH_SIZE = 2
+# Progress when speech detection (whisperx's VAD, over the whole audio: about a quarter of
+# the time on the CPU) and Whisper's decoding are done; word alignment takes the rest.
+_DETECTED = 0.2
+_TRANSCRIBED = 0.7
 _SENTENCE_END = (".", "?", "!", "。", "？", "！")
 # faster-whisper's defaults for gluing punctuation to the neighbouring word.
 _PREPEND = "\"'“¿([{-"
@@ -63,11 +67,17 @@ def transcribe(ctx: JobContext, samples: npt.NDArray[np.float32]) -> tuple[list[
     # An English-only model can neither detect a language nor translate.
     language = options.language if pipeline.model.model.is_multilingual else "en"
 
-    def on_chunk(percent: float) -> None:
-        ctx.progress(0.7 * percent / 100, "transcribing")
+    detector = models.speech_detector(ctx.settings.device)
 
-    ctx.progress(0.0, "transcribing")
-    with loaded.lock, models.out_of_memory_is_transient():
+    def on_speech(fraction: float) -> None:
+        ctx.progress(_DETECTED * fraction, "detecting speech")
+
+    def on_chunk(percent: float) -> None:
+        ctx.progress(_DETECTED + (_TRANSCRIBED - _DETECTED) * percent / 100, "transcribing")
+
+    ctx.progress(0.0, "detecting speech")
+    with (loaded.lock, detector.lock, detector.model.reporting(on_speech),
+          models.out_of_memory_is_transient()):
         raw = pipeline.transcribe(samples, batch_size=batch_size(ctx.settings),
                                   language=language, task=options.task,
                                   progress_callback=on_chunk)
@@ -75,7 +85,7 @@ def transcribe(ctx: JobContext, samples: npt.NDArray[np.float32]) -> tuple[list[
         if not segments:
             return [], options.language
         language = raw["language"]
-        ctx.progress(0.7, "aligning words")
+        ctx.progress(_TRANSCRIBED, "aligning words")
         aligner = models.aligner(language, ctx.settings.device)
         if aligner is not None and options.task == "transcribe":
             import whisperx
@@ -121,7 +131,7 @@ def align_words(model: Any, samples: npt.NDArray[np.float32], segment: RawSegmen
     tokens = tokenizer.encode(" " + segment["text"].strip())
     alignment = model.find_alignment(tokenizer, [tokens], encoded, num_frames)[0]
     merge_punctuations(alignment, _PREPEND, _APPEND)
-    ctx.progress(0.7 + 0.25 * min(start / max(len(samples) / SAMPLE_RATE, 1e-3), 1.0),
+    ctx.progress(_TRANSCRIBED + 0.25 * min(start / max(len(samples) / SAMPLE_RATE, 1e-3), 1.0),
                  "aligning words")
     return [
         {"word": w["word"], "start": round(start + float(w["start"]), 3),
