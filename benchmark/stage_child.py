@@ -2,7 +2,8 @@
 
 ``python -m benchmark.stage_child STAGE JOBS_DIR WHISPER_MODEL WARMUP_ID JOB_ID...`` loads
 the stage's models, runs the warm-up job untimed, then each job in turn with the peak RSS
-reset before it, and prints one JSON line (:class:`Measured`). Jobs must hold what the
+reset before it, and prints one JSON line (:class:`Measured`). Jobs run as a worker runs
+them: in a worker thread, with freed memory handed back after each. Jobs must hold what the
 stage reads (the upload; audio.wav; diarization.json), written by the previous stage.
 """
 
@@ -10,6 +11,7 @@ from __future__ import annotations
 
 import sys
 import time
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import msgspec
@@ -17,6 +19,7 @@ import msgspec
 from benchmark import memory
 from benchmark.channel import reply_channel
 from benchmark.jobs import context
+from pipeline import allocator
 from pipeline.settings import Settings
 from pipeline.worker import DEFAULT_STAGES, load_stage
 
@@ -38,16 +41,24 @@ def main(stage_name: str, jobs_dir: Path, whisper_model: str, warmup: str,
     replies = reply_channel()
     settings = Settings.from_env(jobs_dir=str(jobs_dir), whisper_model=whisper_model)
     stage = load_stage(DEFAULT_STAGES[stage_name])
-    stage.setup(settings)
-    after_load = memory.rss_mb()
-    stage.process(context(jobs_dir, warmup, settings))
-    after_warmup = memory.rss_mb()
-    runs, reset = [], True
-    for job_id in job_ids:
-        reset = memory.reset_peak() and reset
-        started = time.perf_counter()
-        stage.process(context(jobs_dir, job_id, settings))
-        runs.append(Run(time.perf_counter() - started, memory.peak_rss_mb()))
+    # As pipeline.runtime runs a stage: in a worker thread (which has its own glibc arena and
+    # OpenMP thread pool), handing freed memory back after every job.
+    with ThreadPoolExecutor(max_workers=1) as worker:
+
+        def process(job_id: str) -> None:
+            worker.submit(stage.process, context(jobs_dir, job_id, settings)).result()
+            allocator.give_back()
+
+        worker.submit(stage.setup, settings).result()
+        after_load = memory.rss_mb()
+        process(warmup)
+        after_warmup = memory.rss_mb()
+        runs, reset = [], True
+        for job_id in job_ids:
+            reset = memory.reset_peak() and reset
+            started = time.perf_counter()
+            process(job_id)
+            runs.append(Run(time.perf_counter() - started, memory.peak_rss_mb()))
     replies.write(msgspec.json.encode(Measured(after_load, after_warmup, reset, runs)).decode())
     replies.close()
 
