@@ -73,7 +73,9 @@ def run(work: Path, procs: Processes, whisper_model: str, full: bool) -> PartRes
         "audio held while loading it: 16-bit samples "
         f"{S16_MB_PER_MIN:.2f} MB/min + float32 samples {F32_MB_PER_MIN:.2f} MB/min (16 kHz "
         f"mono). Peaks are reset before each job, after an untimed {WARMUP_SECONDS:.0f} s "
-        "warm-up job; RTF = processing seconds / audio seconds, one process per stage")
+        "warm-up job; RTF = processing seconds / audio seconds, one process per stage, "
+        "running its jobs as a worker does (in a worker thread, handing freed memory back "
+        "after each)")
     if not full:
         part.notes.append("30 min of audio runs with --full only")
     return part
