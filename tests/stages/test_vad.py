@@ -14,6 +14,7 @@ from stages.decode import SAMPLE_RATE, DecodeStage
 from tests.stages.conftest import SAMPLE_DIR, MakeContext
 
 if TYPE_CHECKING:
+    from stages._vad import SpeechDetector
     from stages.transcribe import TranscribeStage
 
 
@@ -32,17 +33,26 @@ def speech(tmp_path_factory: pytest.TempPathFactory) -> npt.NDArray[np.float32]:
     return audio.load(repeated(SAMPLE_DIR / "sample.wav", 60.0, target))
 
 
-def test_same_speech_as_whisperx_own_vad(speech: npt.NDArray[np.float32]) -> None:
+@pytest.fixture(scope="module")
+def detector() -> SpeechDetector:
+    """The detector the transcribe stage uses (loaded once, shared per device)."""
+    from stages import models
+
+    loaded: SpeechDetector = models.speech_detector("cpu").model
+    return loaded
+
+
+def test_same_speech_as_whisperx_own_vad(speech: npt.NDArray[np.float32],
+                                         detector: SpeechDetector) -> None:
     import torch
     from whisperx.vads import Pyannote
 
-    from stages._vad import BATCH_SIZE, SpeechDetector
+    from stages._vad import BATCH_SIZE
 
-    ours, theirs = SpeechDetector(torch.device("cpu")), Pyannote(
-        torch.device("cpu"), token=None, vad_onset=0.500, vad_offset=0.363)
+    theirs = Pyannote(torch.device("cpu"), token=None, vad_onset=0.500, vad_offset=0.363)
     assert theirs.vad_pipeline._segmentation.batch_size != BATCH_SIZE
 
-    scores, expected = ours(_file(speech)), theirs(_file(speech))
+    scores, expected = detector(_file(speech)), theirs(_file(speech))
 
     np.testing.assert_allclose(scores.data, expected.data, atol=1e-5)
     frames, expected_frames = scores.sliding_window, expected.sliding_window
@@ -53,12 +63,10 @@ def test_same_speech_as_whisperx_own_vad(speech: npt.NDArray[np.float32]) -> Non
     assert regions and regions[-1][1] > 55.0
 
 
-def test_progress_after_each_batch_until_done(speech: npt.NDArray[np.float32]) -> None:
+def test_progress_after_each_batch_until_done(speech: npt.NDArray[np.float32],
+                                              detector: SpeechDetector) -> None:
     import torch
 
-    from stages._vad import SpeechDetector
-
-    detector = SpeechDetector(torch.device("cpu"))
     reports: list[float] = []
     threads = torch.get_num_threads()
     with detector.reporting(reports.append):
@@ -71,11 +79,8 @@ def test_progress_after_each_batch_until_done(speech: npt.NDArray[np.float32]) -
     assert reports == sorted(reports) and reports[0] == 0.0 and reports[-1] == 1.0
 
 
-def test_a_raising_callback_stops_detection(speech: npt.NDArray[np.float32]) -> None:
-    import torch
-
-    from stages._vad import SpeechDetector
-
+def test_a_raising_callback_stops_detection(speech: npt.NDArray[np.float32],
+                                            detector: SpeechDetector) -> None:
     class Cancelled(Exception):
         pass
 
@@ -83,7 +88,6 @@ def test_a_raising_callback_stops_detection(speech: npt.NDArray[np.float32]) -> 
         if fraction > 0.3:
             raise Cancelled
 
-    detector = SpeechDetector(torch.device("cpu"))
     with pytest.raises(Cancelled), detector.reporting(cancel):
         detector(_file(speech))
 
