@@ -48,8 +48,9 @@ class Settings(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=
         "where each chunk of a batch holds its own attention matrices in memory (72 MB "
         "with `base`) and bigger batches gain little speed.")] = None
     hf_token: Annotated[str | None, _doc(
-        "Hugging Face token. Set: the hub's diarization pipeline (DIARIZATION_MODEL) is "
-        "used. Unset: the bundled offline diarization pipeline.")] = None
+        "Hugging Face token. Set: the hub's diarization pipeline (DIARIZATION_MODEL) and "
+        "whisperx's wav2vec2 word aligners are used. Unset: the bundled offline "
+        "diarization pipeline, and words timed by the Whisper model itself.")] = None
     diarization_model: Annotated[str, _doc(
         "Hub name of the pyannote pipeline used when HF_TOKEN is set.")] = (
         "pyannote/speaker-diarization-community-1")

@@ -211,11 +211,17 @@ def speech_detector(device_setting: str) -> Loaded[Any]:
     return _cached(("vad", device), load)
 
 
-def aligner(language: str, device_setting: str) -> Loaded[Any] | None:
-    """whisperx's wav2vec2 aligner for ``language``, or None offline / when it has none."""
-    if offline():
+def aligner(language: str, settings: Settings) -> Loaded[Any] | None:
+    """whisperx's wav2vec2 aligner for ``language``, or None when it has none, offline, or
+    without HF_TOKEN.
+
+    The token is the operator's switch to the online models, as for diarization: the
+    default configuration must not try a download that cannot succeed without a network
+    (each attempt builds a 360 MB model first, and glibc keeps that memory afterwards).
+    """
+    if offline() or not settings.hf_token:
         return None
-    device = torch_device(device_setting)
+    device = torch_device(settings.device)
     key = ("align", language, device)
     with _cache_lock:
         if key in _cache:

@@ -86,7 +86,7 @@ def transcribe(ctx: JobContext, samples: npt.NDArray[np.float32]) -> tuple[list[
             return [], options.language
         language = raw["language"]
         ctx.progress(_TRANSCRIBED, "aligning words")
-        aligner = models.aligner(language, ctx.settings.device)
+        aligner = models.aligner(language, ctx.settings)
         if aligner is not None and options.task == "transcribe":
             import whisperx
 
@@ -95,8 +95,8 @@ def transcribe(ctx: JobContext, samples: npt.NDArray[np.float32]) -> tuple[list[
                 aligned = whisperx.align(segments, model, metadata, samples,
                                          models.torch_device(ctx.settings.device))
             return aligned["segments"], language
-        ctx.log.info("no wav2vec2 aligner (offline or none for %s): Whisper word timings",
-                     language)
+        ctx.log.info("no wav2vec2 aligner (no HF_TOKEN, offline, or none for %s): "
+                     "Whisper word timings", language)
         words = [align_words(pipeline.model, samples, s, language, options.task, ctx)
                  for s in segments]
     return split_sentences(segments, words), language

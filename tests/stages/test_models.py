@@ -67,13 +67,12 @@ def test_out_of_memory_is_transient() -> None:
         raise RuntimeError("other")
 
 
-def test_failed_aligner_is_not_retried_at_once(monkeypatch: pytest.MonkeyPatch) -> None:
+def _counted_aligner_loads(monkeypatch: pytest.MonkeyPatch) -> list[object]:
     import whisperx
 
-    # Online, a language whisperx has no aligner for fails for real (and at once).
     monkeypatch.delenv("HF_HUB_OFFLINE", raising=False)
     monkeypatch.setattr(models, "_aligner_failures", {})
-    attempts = []
+    attempts: list[object] = []
     real_load = whisperx.load_align_model
 
     def counted(**kwargs: object) -> object:
@@ -81,12 +80,27 @@ def test_failed_aligner_is_not_retried_at_once(monkeypatch: pytest.MonkeyPatch) 
         return real_load(**kwargs)
 
     monkeypatch.setattr(whisperx, "load_align_model", counted)
-    assert models.aligner("xx", "cpu") is None
-    assert models.aligner("xx", "cpu") is None
+    return attempts
+
+
+def test_failed_aligner_is_not_retried_at_once(monkeypatch: pytest.MonkeyPatch) -> None:
+    # Online, a language whisperx has no aligner for fails for real (and at once).
+    attempts = _counted_aligner_loads(monkeypatch)
+    online = Settings(device="cpu", hf_token="hf_test")
+    assert models.aligner("xx", online) is None
+    assert models.aligner("xx", online) is None
     assert len(attempts) == 1  # the second job did not try again
     monkeypatch.setattr(models, "ALIGNER_RETRY_SECONDS", 0.0)
-    assert models.aligner("xx", "cpu") is None
+    assert models.aligner("xx", online) is None
     assert len(attempts) == 2  # once the wait is over, it does
+
+
+def test_no_aligner_download_is_tried_without_a_token(monkeypatch: pytest.MonkeyPatch) -> None:
+    # The default configuration has no network: English has an aligner, but fetching it
+    # would only fail after building the model.
+    attempts = _counted_aligner_loads(monkeypatch)
+    assert models.aligner("en", Settings(device="cpu")) is None
+    assert attempts == []
 
 
 def test_whisper_batch_size_is_the_setting_else_by_device() -> None:
