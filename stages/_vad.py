@@ -15,7 +15,9 @@ whisperx runs it over the whole audio before Whisper decodes anything: 5 s windo
   in whisperx's batches of 32. On one thread, in batches of 8, it took 10 s, and the whole
   stage as long as with whisperx's setting.
 
-The speech scores are the same: each window is computed alone whatever the batch.
+The speech scores are the same: each window is computed alone whatever the batch. It also
+takes the transcribe stage's 16-bit samples (:class:`stages.audio.Pcm16Samples`), which its
+model scales to float32 one window at a time, exactly as whisperx's float32 audio.
 """
 
 from __future__ import annotations
@@ -28,6 +30,7 @@ import torch
 from whisperx.vads import Pyannote
 
 from pipeline import allocator
+from stages import audio
 
 #: Windows per batch.
 BATCH_SIZE = 8
@@ -38,8 +41,8 @@ _OFFSET = 0.363
 
 class SpeechDetector(Pyannote):  # type: ignore[misc] # whisperx is untyped
     """whisperx's ``Pyannote`` VAD (a drop-in ``vad_model``), on one thread in batches of
-    :data:`BATCH_SIZE`, handing freed memory back as it goes, and reporting its progress to
-    the callback given by :meth:`reporting`."""
+    :data:`BATCH_SIZE`, handing freed memory back as it goes, reporting its progress to
+    the callback given by :meth:`reporting`, and taking 16-bit samples as well."""
 
     def __init__(self, device: torch.device) -> None:
         super().__init__(device, token=None, vad_onset=_ONSET, vad_offset=_OFFSET)
@@ -47,7 +50,17 @@ class SpeechDetector(Pyannote):  # type: ignore[misc] # whisperx is untyped
         # because only it takes a per-batch hook (the pipeline does not pass one on).
         self._inference = self.vad_pipeline._segmentation
         self._inference.batch_size = BATCH_SIZE
+        audio.accept_pcm16(self._inference.model)
         self._progress: Callable[[float], None] | None = None
+
+    @staticmethod
+    def preprocess_audio(samples: Any) -> torch.Tensor:
+        """The waveform whisperx hands to :meth:`__call__`: :class:`stages.audio.Pcm16Samples`
+        stay 16-bit (the model scales each window as it comes), anything else as whisperx's."""
+        if isinstance(samples, audio.Pcm16Samples):
+            return torch.from_numpy(samples.pcm16).unsqueeze(0)
+        waveform: torch.Tensor = Pyannote.preprocess_audio(samples)
+        return waveform
 
     @contextlib.contextmanager
     def reporting(self, progress: Callable[[float], None]) -> Iterator[None]:
@@ -59,7 +72,7 @@ class SpeechDetector(Pyannote):  # type: ignore[misc] # whisperx is untyped
         finally:
             self._progress = None
 
-    def __call__(self, audio: Any, **kwargs: Any) -> Any:
+    def __call__(self, file: Any, **kwargs: Any) -> Any:
         give_back = allocator.GiveBackEvery()
 
         def hook(completed: int, total: int, **_: Any) -> None:
@@ -70,6 +83,6 @@ class SpeechDetector(Pyannote):  # type: ignore[misc] # whisperx is untyped
         threads = torch.get_num_threads()
         torch.set_num_threads(1)
         try:
-            return self._inference(audio, hook=hook)
+            return self._inference(file, hook=hook)
         finally:
             torch.set_num_threads(threads)

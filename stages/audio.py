@@ -42,9 +42,37 @@ def load(path: Path) -> npt.NDArray[np.float32]:
     At most the 16-bit and the float32 samples exist at once: long audio must not cost more
     memory than that while loading.
     """
-    samples = load_pcm16(path).astype(np.float32)
+    return to_float32(load_pcm16(path))
+
+
+def to_float32(pcm16: npt.NDArray[np.int16]) -> npt.NDArray[np.float32]:
+    """16-bit samples as float32 in [-1, 1), with one float32 copy."""
+    samples = pcm16.astype(np.float32)
     samples *= PCM16_SCALE  # in place: no second float32 copy
     return samples
+
+
+class Pcm16Samples:
+    """Audio held as 16-bit samples that reads as float32: a slice is exactly the float32
+    samples :func:`load` would give for that range, converted when asked for.
+
+    whisperx reads a job's audio only through ``len``, ``shape`` and slices (the voice
+    activity detection aside, see stages/_vad.py), so the transcribe stage holds long audio
+    at half the memory of float32 and converts one 30 s chunk at a time.
+    """
+
+    def __init__(self, pcm16: npt.NDArray[np.int16]) -> None:
+        self.pcm16 = pcm16
+
+    @property
+    def shape(self) -> tuple[int, ...]:
+        return self.pcm16.shape
+
+    def __len__(self) -> int:
+        return len(self.pcm16)
+
+    def __getitem__(self, index: slice) -> npt.NDArray[np.float32]:
+        return to_float32(self.pcm16[index])
 
 
 def accept_pcm16(model: torch.nn.Module) -> None:

@@ -4,9 +4,6 @@ from __future__ import annotations
 
 from typing import Any
 
-import numpy as np
-import numpy.typing as npt
-
 import stages  # noqa: F401 - sets PYANNOTE_METRICS_ENABLED before pyannote is imported
 from pipeline.settings import Settings
 from pipeline.stage import JobContext, Stage
@@ -39,7 +36,7 @@ class TranscribeStage(Stage):
         models.whisper(settings.whisper_model, settings.device)
 
     def process(self, ctx: JobContext) -> None:
-        samples = audio.load(ctx.files.audio)
+        samples = audio.Pcm16Samples(audio.load_pcm16(ctx.files.audio))
         duration = len(samples) / SAMPLE_RATE
         segments, language = transcribe(ctx, samples)
         transcript = artifacts.Transcript(
@@ -59,7 +56,8 @@ class TranscribeStage(Stage):
         ctx.progress(1.0, f"{len(result.segments)} segments")
 
 
-def transcribe(ctx: JobContext, samples: npt.NDArray[np.float32]) -> tuple[list[RawSegment], str | None]:
+def transcribe(ctx: JobContext,
+               samples: audio.Pcm16Samples) -> tuple[list[RawSegment], str | None]:
     """Sentence segments with timed words, and the language spoken (None for silence)."""
     options = ctx.job.options
     loaded = models.whisper(options.model or ctx.settings.whisper_model, ctx.settings.device)
@@ -92,7 +90,7 @@ def transcribe(ctx: JobContext, samples: npt.NDArray[np.float32]) -> tuple[list[
 
             model, metadata = aligner.model
             with aligner.lock:
-                aligned = whisperx.align(segments, model, metadata, samples,
+                aligned = whisperx.align(segments, model, metadata, samples[:],
                                          models.torch_device(ctx.settings.device))
             return aligned["segments"], language
         ctx.log.info("no wav2vec2 aligner (no HF_TOKEN, offline, or none for %s): "
@@ -109,7 +107,7 @@ def batch_size(settings: Settings) -> int:
     return GPU_BATCH_SIZE if device == "cuda" else CPU_BATCH_SIZE
 
 
-def align_words(model: Any, samples: npt.NDArray[np.float32], segment: RawSegment,
+def align_words(model: Any, samples: audio.Pcm16Samples, segment: RawSegment,
                 language: str, task: str, ctx: JobContext) -> list[dict[str, Any]]:
     """Word timings of ``segment``'s text from Whisper's cross-attention alignment heads.
 

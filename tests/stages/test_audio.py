@@ -1,4 +1,5 @@
-"""Reading the decoded audio, and the diarization pipeline running on 16-bit samples."""
+"""Reading the decoded audio, and the diarization and transcription models running on 16-bit
+samples."""
 
 from __future__ import annotations
 
@@ -36,6 +37,19 @@ def test_pcm16_and_float32_samples(tmp_path: Path, monkeypatch: pytest.MonkeyPat
     assert samples.dtype == np.float32
     np.testing.assert_array_equal(samples, frames / 32768.0)
     assert samples.min() == -1.0 and samples.max() < 1.0
+
+
+def test_pcm16_samples_read_as_the_float32_samples(tmp_path: Path) -> None:
+    frames = np.random.default_rng(8).integers(-32768, 32768, 9000).astype(np.int16)
+    path = _pcm16_wav(tmp_path / "audio.wav", frames)
+    float32 = audio.load(path)
+    held = audio.Pcm16Samples(audio.load_pcm16(path))
+
+    assert len(held) == len(float32) and held.shape == float32.shape
+    for part in (slice(None), slice(100, 2000), slice(8000, 20000), slice(-50, None)):
+        chunk = held[part]
+        assert chunk.dtype == np.float32
+        np.testing.assert_array_equal(chunk, float32[part])
 
 
 def test_a_truncated_file_gives_the_frames_it_holds(tmp_path: Path) -> None:
@@ -84,3 +98,20 @@ def test_diarizing_pcm16_computes_what_float32_does(settings: Settings) -> None:
     assert (list(pcm16.speaker_diarization.itertracks(yield_label=True))
             == list(float32.speaker_diarization.itertracks(yield_label=True)))
     assert len(pcm16.speaker_diarization.labels()) >= 2
+
+
+@pytest.mark.models
+def test_transcribing_pcm16_gives_what_float32_does(settings: Settings) -> None:
+    """The transcribe stage holds 16-bit samples that read as float32: speech detection and
+    every 30 s chunk must see the very same float32 samples, so the text and times match."""
+    from stages import models
+
+    loaded = models.whisper(settings.whisper_model, settings.device)
+    detector = models.speech_detector(settings.device)
+    path = SAMPLE_DIR / "sample.wav"
+    runs = []
+    for samples in (audio.load(path), audio.Pcm16Samples(audio.load_pcm16(path))):
+        with loaded.lock, detector.lock:
+            runs.append(loaded.model.transcribe(samples, batch_size=2, language="en"))
+    float32, pcm16 = runs
+    assert float32["segments"] and pcm16 == float32

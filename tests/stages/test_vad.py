@@ -63,6 +63,18 @@ def test_same_speech_as_whisperx_own_vad(speech: npt.NDArray[np.float32],
     assert regions and regions[-1][1] > 55.0
 
 
+def test_16_bit_samples_give_the_same_scores(speech: npt.NDArray[np.float32],
+                                             detector: SpeechDetector) -> None:
+    import torch
+
+    pcm16 = (speech * 32768).astype(np.int16)  # exact: the samples came from 16-bit ones
+    waveform = detector.preprocess_audio(audio.Pcm16Samples(pcm16))
+    assert waveform.dtype == torch.int16
+
+    scores = detector({"waveform": waveform, "sample_rate": SAMPLE_RATE})
+    np.testing.assert_array_equal(scores.data, detector(_file(speech)).data)
+
+
 def test_progress_after_each_batch_until_done(speech: npt.NDArray[np.float32],
                                               detector: SpeechDetector) -> None:
     import torch
