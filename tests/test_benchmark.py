@@ -75,3 +75,13 @@ def test_memory_growth_is_per_audio_minute_to_the_longest_audio() -> None:
     peaks = {30.0: 100.0, 60.0: 130.0, 300.0: 150.0}
     assert growth_per_minute(peaks, 60.0) == 5.0
     assert growth_per_minute(peaks, 30.0) == 50.0 / 4.5
+
+
+def test_memory_growth_is_judged_against_the_audio_over_30_min_only() -> None:
+    from benchmark.stages_part import AUDIO_MB_PER_MIN, growth_verdict
+
+    assert AUDIO_MB_PER_MIN == 3.84  # 16 kHz mono float32, per minute
+    assert growth_verdict(3.8, 1800.0) == ("<= 3.84 MB/min", True)
+    assert growth_verdict(3.9, 1800.0) == ("<= 3.84 MB/min", False)
+    target, passed = growth_verdict(0.0, 300.0)
+    assert passed is None and "--full" in target
