@@ -22,7 +22,7 @@ from pipeline.errors import PermanentError, TransientError
 from pipeline.settings import Settings
 
 import stages  # noqa: F401 - sets PYANNOTE_METRICS_ENABLED before pyannote is imported
-from stages import _linkage, audio
+from stages import _linkage, _reconstruct, audio
 
 T = TypeVar("T")
 
@@ -264,6 +264,7 @@ def _load_diarization(settings: Settings, device: str) -> Any:
         pipeline = _hub_diarization(settings, device)
     else:
         pipeline = _offline_diarization(device)
+    _reconstruct.install(pipeline)
     if takes_pcm16(pipeline):
         audio.accept_pcm16(pipeline._segmentation.model)
         audio.accept_pcm16(pipeline._embedding.model_)
