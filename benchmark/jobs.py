@@ -1,15 +1,17 @@
-"""Job contexts built by hand (no Redis), to run stages directly."""
+"""Job contexts built by hand (no Redis), to run stages directly (the benchmark, the stage
+tests)."""
 
 from __future__ import annotations
 
 import logging
-import secrets
 import shutil
+from collections.abc import Callable
 from pathlib import Path
 
 from pipeline.files import JobFiles
 from pipeline.settings import Settings
 from pipeline.stage import JobContext
+from pipeline.store import new_job_id
 from pipeline.types import Job, JobOptions, JobStatus, StageRecord
 
 _log = logging.getLogger("benchmark")
@@ -17,7 +19,7 @@ _log = logging.getLogger("benchmark")
 
 def new_job(jobs_dir: Path, source: Path | None) -> str:
     """A job folder holding a copy of ``source`` as its upload; returns the job id."""
-    job_id = secrets.token_hex(16)
+    job_id = new_job_id()
     files = JobFiles.of(jobs_dir, job_id)
     files.create()
     if source is not None:
@@ -25,18 +27,19 @@ def new_job(jobs_dir: Path, source: Path | None) -> str:
     return job_id
 
 
-def context(jobs_dir: Path, job_id: str, settings: Settings) -> JobContext:
-    """The context the runtime would give a stage for run 1 of ``job_id`` (default options);
-    progress reports go nowhere."""
-    options = JobOptions()
+def _nowhere(fraction: float, detail: str | None) -> None:
+    pass
+
+
+def context(jobs_dir: Path, job_id: str, settings: Settings, options: JobOptions | None = None,
+            report: Callable[[float, str | None], None] = _nowhere) -> JobContext:
+    """The context the runtime would give a stage for run 1 of ``job_id``, with progress
+    reports going to ``report``."""
+    options = options or JobOptions()
     plan = options.plan()
     now = "2025-01-01T00:00:00Z"
     job = Job(id=job_id, status=JobStatus.QUEUED, progress=0.0, stage_detail=None,
               error=None, created_at=now, updated_at=now, options=options, plan=plan,
               run=1, stages={name: StageRecord() for name in plan})
-
-    def report(fraction: float, detail: str | None) -> None:
-        pass
-
     return JobContext(job=job, files=JobFiles.of(jobs_dir, job_id), settings=settings,
                       log=logging.LoggerAdapter(_log, {"job_id": job_id}), report=report)

@@ -1,17 +1,14 @@
-"""Building a stage's JobContext by hand: a real Job and JobFiles, no Redis."""
+"""A stage's JobContext for a fresh job, with its progress reports recorded."""
 
 from __future__ import annotations
 
-import logging
-import shutil
-import uuid
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from pipeline.files import JobFiles
+from benchmark.jobs import context, new_job
 from pipeline.settings import Settings
 from pipeline.stage import JobContext
-from pipeline.types import Job, JobOptions, JobStatus, StageName, StageRecord
+from pipeline.types import JobOptions
 
 
 @dataclass
@@ -27,19 +24,6 @@ class Progress:
 def make_context(jobs_dir: Path, source: Path | None, settings: Settings,
                  options: JobOptions | None = None) -> tuple[JobContext, Progress]:
     """A context for a fresh job whose upload is a copy of ``source``."""
-    options = options or JobOptions()
-    job_id = uuid.uuid4().hex
-    plan: tuple[StageName, ...] = options.plan()
-    now = "2025-01-01T00:00:00Z"
-    job = Job(
-        id=job_id, status=JobStatus.QUEUED, progress=0.0, stage_detail=None, error=None,
-        created_at=now, updated_at=now, options=options, plan=plan, run=1,
-        stages={name: StageRecord() for name in plan},
-    )
-    files = JobFiles.of(jobs_dir, job_id)
-    files.create()
-    if source is not None:
-        shutil.copyfile(source, files.input)
     progress = Progress()
-    log = logging.LoggerAdapter(logging.getLogger("tests.stages"), {"job_id": job_id})
-    return JobContext(job=job, files=files, settings=settings, log=log, report=progress), progress
+    ctx = context(jobs_dir, new_job(jobs_dir, source), settings, options, progress)
+    return ctx, progress
