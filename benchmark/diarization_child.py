@@ -28,6 +28,15 @@ class Knobs(msgspec.Struct, frozen=True):
     threads: int
 
 
+# The values tried for each knob, one knob at a time from the stage's setting.
+_TRIED: dict[str, tuple[int | float, ...]] = {
+    "embedding_batch_size": (1, 8, 32),
+    "segmentation_batch_size": (1, 8, 32),
+    "segmentation_step": (0.1, 0.2, 0.3),
+    "threads": (1, 2),
+}
+
+
 class Trial(msgspec.Struct):
     knobs: Knobs
     seconds: float  # best of the repeats
@@ -36,16 +45,9 @@ class Trial(msgspec.Struct):
 
 def variants(base: Knobs) -> list[Knobs]:
     """The stage's setting, then one knob changed at a time."""
-    return [
-        base,
-        msgspec.structs.replace(base, embedding_batch_size=1),
-        msgspec.structs.replace(base, embedding_batch_size=32),
-        msgspec.structs.replace(base, segmentation_batch_size=8),
-        msgspec.structs.replace(base, segmentation_batch_size=32),
-        msgspec.structs.replace(base, segmentation_step=0.2),
-        msgspec.structs.replace(base, segmentation_step=0.3),
-        msgspec.structs.replace(base, threads=1),
-    ]
+    return [base, *(msgspec.structs.replace(base, **{name: value})
+                    for name, values in _TRIED.items() for value in values
+                    if value != getattr(base, name))]
 
 
 def _apply(pipeline: Any, knobs: Knobs) -> None:

@@ -85,3 +85,19 @@ def test_memory_growth_is_judged_against_the_audio_over_30_min_only() -> None:
     assert growth_verdict(3.9, 1800.0) == ("<= 3.84 MB/min", False)
     target, passed = growth_verdict(0.0, 300.0)
     assert passed is None and "--full" in target
+
+
+def test_diarization_knobs_change_one_setting_at_a_time() -> None:
+    from benchmark.diarization_child import Knobs, variants
+
+    for base in (Knobs(1, 1, 0.1, 2), Knobs(8, 32, 0.2, 1), Knobs(4, 16, 0.1, 4)):
+        trials = variants(base)
+        assert trials[0] == base
+        assert len(set(trials)) == len(trials)  # the stage's setting is not tried twice
+        for knobs in trials[1:]:
+            changed = [name for name in Knobs.__struct_fields__
+                       if getattr(knobs, name) != getattr(base, name)]
+            assert len(changed) == 1
+        assert {k.embedding_batch_size for k in trials} >= {1, 8, 32}
+        assert {k.segmentation_step for k in trials} >= {0.1, 0.2, 0.3}
+        assert {k.threads for k in trials} >= {1, 2}
