@@ -18,9 +18,11 @@ from stages.decode import SAMPLE_RATE
 GPU_BATCH_SIZE = 8
 CPU_BATCH_SIZE = 2
 # Progress when speech detection (whisperx's VAD, over the whole audio: about a quarter of
-# the time on the CPU) and Whisper's decoding are done; word alignment takes the rest.
+# the time on the CPU), Whisper's decoding and word alignment are done; writing the result
+# takes the rest.
 _DETECTED = 0.2
 _TRANSCRIBED = 0.7
+_ALIGNED = 0.95
 _SENTENCE_END = (".", "?", "!", "。", "？", "！")
 # faster-whisper's defaults for gluing punctuation to the neighbouring word.
 _PREPEND = "\"'“¿([{-"
@@ -129,8 +131,8 @@ def align_words(model: Any, samples: audio.Pcm16Samples, segment: RawSegment,
     tokens = tokenizer.encode(" " + segment["text"].strip())
     alignment = model.find_alignment(tokenizer, [tokens], encoded, num_frames)[0]
     merge_punctuations(alignment, _PREPEND, _APPEND)
-    ctx.progress(_TRANSCRIBED + 0.25 * min(start / max(len(samples) / SAMPLE_RATE, 1e-3), 1.0),
-                 "aligning words")
+    aligned = min(start / max(len(samples) / SAMPLE_RATE, 1e-3), 1.0)
+    ctx.progress(_TRANSCRIBED + (_ALIGNED - _TRANSCRIBED) * aligned, "aligning words")
     return [
         {"word": w["word"], "start": round(start + float(w["start"]), 3),
          "end": round(start + float(w["end"]), 3), "score": round(float(w["probability"]), 3)}
