@@ -29,8 +29,11 @@ T = TypeVar("T")
 #: Size of the reassembled bundled "base" model.bin (checked before it is used).
 BASE_MODEL_BYTES = 145_217_532
 _CACHE_DIR_NAME = "speech-service"
-# Embeddings computed per batch; 8 keeps the memory of a 10 s window batch small on CPU.
-EMBEDDING_BATCH_SIZE = 8
+# Rows (a chunk's speaker) per embedding batch. The offline CAM++ embeds a batch's rows one
+# at a time whatever its size (each is as long as its speaker's active frames), so the size
+# only sets how often pyannote calls the diarize stage's hook, which hands freed memory
+# back: after every row (see stages/diarize.py).
+EMBEDDING_BATCH_SIZE = 1
 #: A wav2vec2 aligner that failed to load is tried again after this long.
 ALIGNER_RETRY_SECONDS = 600.0
 # Offline diarization parameters (tuned on pyannote's sample.wav, see shared notes).

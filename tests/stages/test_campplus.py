@@ -1,5 +1,5 @@
 """The offline CAM++ embedding model: its front end run over time slices computes what it
-computes over the whole row."""
+computes over the whole row, and a batch's embeddings are its rows' own."""
 
 from __future__ import annotations
 
@@ -57,6 +57,28 @@ def test_sliced_front_end_equals_the_whole(features: torch.Tensor, frames: int) 
         model.campplus.head = sliced.module
         whole_embedding = model.campplus(x.transpose(1, 2))
     torch.testing.assert_close(embedding, whole_embedding, rtol=1e-5, atol=1e-5)
+
+
+def test_a_batch_embeds_each_row_as_alone() -> None:
+    """So the stage's embedding batch size (1, for hand-backs after every row) changes no
+    result: rows of two speakers, masks of different lengths, one too short to embed."""
+    import numpy as np
+    import torch
+
+    from stages._campplus import CamPlusPlus
+
+    model = CamPlusPlus()
+    samples = torch.from_numpy(audio.load(sample_wav()))
+    waveforms = torch.stack([samples[i * 80_000:i * 80_000 + 160_000] for i in range(4)])
+    masks = torch.zeros(4, 589)
+    for row, (start, stop) in enumerate([(0, 589), (100, 400), (250, 260), (0, 300)]):
+        masks[row, start:stop] = 1.0
+    with torch.inference_mode():
+        batch = model(waveforms.unsqueeze(1), weights=masks)
+        alone = torch.cat([model(waveforms[i:i + 1].unsqueeze(1), weights=masks[i:i + 1])
+                           for i in range(4)])
+    assert torch.isnan(batch[2]).all()  # 10 frames: too short
+    assert np.array_equal(batch.numpy(), alone.numpy(), equal_nan=True)
 
 
 def test_reach_of_a_stack_of_convolutions() -> None:
