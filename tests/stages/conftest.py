@@ -10,7 +10,7 @@ os.environ.setdefault("HF_HUB_OFFLINE", "1")
 
 from collections.abc import Callable  # noqa: E402
 from dataclasses import dataclass  # noqa: E402
-from typing import TYPE_CHECKING  # noqa: E402
+from typing import TYPE_CHECKING, Any  # noqa: E402
 from pathlib import Path  # noqa: E402
 
 import importlib.util  # noqa: E402
@@ -28,6 +28,7 @@ from tests.support.media_gen import Turn, conversation  # noqa: E402
 
 if TYPE_CHECKING:
     # Imported for real inside the fixtures, so tests without models never load torch.
+    from stages.clustering_inputs import ClusteringInputs
     from stages.diarize import DiarizeStage
     from stages.transcribe import TranscribeStage
 
@@ -108,3 +109,31 @@ def conversation_job(tmp_path_factory: pytest.TempPathFactory, settings: Setting
         stage.process(ctx)
     result = msgspec.json.decode(ctx.files.result(ctx.job.run).read_bytes(), type=Result)
     return ConversationJob(ctx, turns, result)
+
+
+@dataclass(frozen=True)
+class Reclustering:
+    """What stages.diarize.recluster needs to re-cluster the conversation job."""
+
+    pipeline: Any  # the loaded diarization pipeline (its lock is not taken: tests run alone)
+    file: dict[str, Any]  # the job's audio, as pyannote takes it
+    inputs: ClusteringInputs  # what the job's full run saved
+
+
+@pytest.fixture(scope="session")
+def conversation_reclustering(conversation_job: ConversationJob,
+                              settings: Settings) -> Reclustering:
+    import torch
+
+    from stages import audio, clustering_inputs, models
+    from stages.decode import SAMPLE_RATE
+    from stages.diarize import provenance
+
+    pipeline = models.diarization(settings).model
+    files = conversation_job.ctx.files
+    inputs = clustering_inputs.load(clustering_inputs.path(files),
+                                    provenance(settings, pipeline, files.audio))
+    assert inputs is not None
+    file = {"waveform": torch.from_numpy(audio.load(files.audio)).unsqueeze(0),
+            "sample_rate": SAMPLE_RATE}
+    return Reclustering(pipeline, file, inputs)

@@ -5,9 +5,8 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from pipeline.settings import Settings
-from stages import _linkage, audio, clustering_inputs, models
-from tests.stages.conftest import ConversationJob
+from stages import _linkage
+from tests.stages.conftest import Reclustering
 
 
 def _clustered_unit_vectors(n: int) -> np.ndarray:
@@ -42,28 +41,21 @@ def test_what_fastcluster_cannot_do_is_left_to_scipy() -> None:
 
 
 @pytest.mark.models
-def test_pyannote_diarizes_as_with_scipy(conversation_job: ConversationJob, settings: Settings,
+def test_pyannote_diarizes_as_with_scipy(conversation_reclustering: Reclustering,
                                          monkeypatch: pytest.MonkeyPatch) -> None:
-    import torch
     from pyannote.audio.pipelines import clustering
     from scipy.cluster import hierarchy
 
-    from stages.decode import SAMPLE_RATE
-    from stages.diarize import provenance, recluster
+    from stages.diarize import recluster
 
-    pipeline = models.diarization(settings).model
     assert clustering.linkage is _linkage.linkage
     # pyannote still calls the function by that module-level name (a rename would leave
     # the installed linkage unused and go unnoticed otherwise).
     assert "linkage" in clustering.AgglomerativeClustering.cluster.__code__.co_names
     assert "linkage" in clustering.VBxClustering.__call__.__code__.co_names
 
-    files = conversation_job.ctx.files
-    inputs = clustering_inputs.load(clustering_inputs.path(files),
-                                    provenance(settings, pipeline, files.audio))
-    assert inputs is not None
-    file = {"waveform": torch.from_numpy(audio.load(files.audio)).unsqueeze(0),
-            "sample_rate": SAMPLE_RATE}
+    pipeline, file, inputs = (conversation_reclustering.pipeline, conversation_reclustering.file,
+                              conversation_reclustering.inputs)
     for speakers in ({}, {"num_speakers": 2}):
         ours = recluster(pipeline, file, inputs, speakers)
         with monkeypatch.context() as patch:

@@ -8,8 +8,8 @@ import numpy as np
 import pytest
 
 from pipeline.settings import Settings
-from stages import _reconstruct, audio, clustering_inputs, models
-from tests.stages.conftest import ConversationJob
+from stages import _reconstruct, models
+from tests.stages.conftest import Reclustering
 
 pytestmark = pytest.mark.models
 
@@ -52,21 +52,12 @@ def test_same_discrete_diarization_as_pyannote(settings: Settings) -> None:
         assert np.array_equal(ours.data, pyannotes.data)
 
 
-def test_same_diarization_of_a_conversation(conversation_job: ConversationJob,
-                                            settings: Settings,
+def test_same_diarization_of_a_conversation(conversation_reclustering: Reclustering,
                                             monkeypatch: pytest.MonkeyPatch) -> None:
-    import torch
+    from stages.diarize import recluster
 
-    from stages.decode import SAMPLE_RATE
-    from stages.diarize import provenance, recluster
-
-    pipeline = models.diarization(settings).model
-    files = conversation_job.ctx.files
-    inputs = clustering_inputs.load(clustering_inputs.path(files),
-                                    provenance(settings, pipeline, files.audio))
-    assert inputs is not None
-    file = {"waveform": torch.from_numpy(audio.load(files.audio)).unsqueeze(0),
-            "sample_rate": SAMPLE_RATE}
+    pipeline, file, inputs = (conversation_reclustering.pipeline, conversation_reclustering.file,
+                              conversation_reclustering.inputs)
     ours = recluster(pipeline, file, inputs, {})
     with monkeypatch.context() as patch:
         patch.setattr(pipeline, "reconstruct", _pyannotes(pipeline))
