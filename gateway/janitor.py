@@ -1,7 +1,10 @@
-"""Removing files nothing refers to any more: expired jobs' folders and stale uploads.
+"""Upkeep in the background: removing what nothing refers to any more (expired jobs'
+folders and index entries, stale uploads), and bringing jobs stored by an earlier version
+up to date.
 
-A job's hash expires in Redis after JOB_TTL_SECONDS, but its folder stays on disk; and an
-upload cut short by a crashed gateway leaves its temp file behind.
+A job's hash expires in Redis after JOB_TTL_SECONDS, but its folder stays on disk and its
+id in the job indexes; and an upload cut short by a crashed gateway leaves its temp file
+behind. A pass runs as the gateway starts and every INTERVAL_SECONDS after.
 """
 
 from __future__ import annotations
@@ -33,6 +36,10 @@ def _age(path: Path, now: float) -> float:
 
 async def sweep(store: JobStore, min_age: float = MIN_AGE_SECONDS) -> int:
     """One pass; returns how many folders and files were removed."""
+    await store.migrate()
+    pruned = await store.prune()
+    if pruned:
+        log.info("%d expired jobs dropped from the job indexes", pruned)
     root = store.settings.jobs_path
     now = time.time()
     removed = 0
@@ -60,7 +67,7 @@ async def run_janitor(store: JobStore, interval: float = INTERVAL_SECONDS) -> No
         try:
             await sweep(store)
         except CONNECTION_ERRORS as exc:
-            log.warning("file sweep skipped, Redis unreachable: %s", exc)
+            log.warning("sweep skipped, Redis unreachable: %s", exc)
         except Exception:
-            log.exception("file sweep failed")
+            log.exception("sweep failed")
         await asyncio.sleep(interval)

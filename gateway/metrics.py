@@ -7,7 +7,6 @@ synchronous, so the Redis reads happen first and a collector renders their snaps
 
 from __future__ import annotations
 
-from collections import Counter
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from datetime import datetime
@@ -25,12 +24,11 @@ from pipeline.types import STAGES, JobStatus
 #: Completed jobs whose stage durations feed the histogram.
 RECENT_JOBS = 200
 DURATION_BUCKETS = (1.0, 5.0, 15.0, 30.0, 60.0, 120.0, 300.0, 600.0, 1800.0, 3600.0)
-_BATCH = 500
 
 
 @dataclass
 class Snapshot:
-    jobs_by_status: Counter[str] = field(default_factory=Counter)
+    jobs_by_status: dict[JobStatus, int] = field(default_factory=dict)
     stages: dict[str, StageStats] = field(default_factory=dict)
     durations: dict[str, list[float]] = field(default_factory=dict)
 
@@ -44,14 +42,9 @@ def _seconds(start: str | None, end: str | None) -> float | None:
 
 async def read_snapshot(store: JobStore) -> Snapshot:
     snap = Snapshot()
-    redis, keys = store.redis, store.keys
-    ids: list[str] = await redis.zrange(keys.jobs_index, 0, -1)  # type: ignore[assignment]
-    for i in range(0, len(ids), _BATCH):
-        async with redis.pipeline(transaction=False) as pipe:
-            for job_id in ids[i:i + _BATCH]:
-                pipe.hget(keys.job(job_id), "status")
-            statuses = await pipe.execute()
-        snap.jobs_by_status.update(s for s in statuses if s is not None)
+    # Pruning first, so jobs that expired since the janitor's last pass are not counted.
+    await store.prune()
+    snap.jobs_by_status = await store.count_by_status()
     for stage in STAGES:
         snap.stages[stage] = await stage_stats(store, stage)
     recent, _ = await store.list(status=JobStatus.COMPLETED, limit=RECENT_JOBS)
@@ -70,7 +63,7 @@ class SnapshotCollector(Collector):
     def collect(self) -> Iterator[Metric]:
         jobs = GaugeMetricFamily("stt_jobs", "Jobs kept in Redis, by status", labels=["status"])
         for status in JobStatus:
-            jobs.add_metric([status.value], self.snap.jobs_by_status.get(status.value, 0))
+            jobs.add_metric([status.value], self.snap.jobs_by_status.get(status, 0))
         yield jobs
         gauges = {
             "lag": GaugeMetricFamily("stt_queue_lag", "Entries waiting for a worker",

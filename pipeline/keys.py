@@ -55,6 +55,16 @@ class Keys:
         """Sorted set of job ids scored by creation time (for listing)."""
         return f"{self.prefix}:jobs"
 
+    def status_index(self, status: str) -> str:
+        """The jobs index's entries of the jobs in ``status``. The job scripts derive this
+        name from the jobs index themselves (pipeline/lua/_job.lua): keep the two alike."""
+        return f"{self.jobs_index}:{status}"
+
+    @property
+    def migrations(self) -> str:
+        """Set of the one-off data migrations already applied to this prefix's keys."""
+        return f"{self.prefix}:migrations"
+
     def idempotency(self, owner: str, key: str) -> str:
         digest = hashlib.sha256(f"{owner}\0{key}".encode()).hexdigest()
         return f"{self.prefix}:idem:{digest}"

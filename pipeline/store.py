@@ -12,7 +12,7 @@ from __future__ import annotations
 import enum
 import secrets
 import time
-from collections.abc import Mapping
+from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from functools import cache
@@ -21,6 +21,7 @@ from typing import Any
 
 import msgspec
 from redis.asyncio import Redis
+from redis.asyncio.client import Pipeline
 from redis.commands.core import AsyncScript
 
 from pipeline.errors import QueueFull
@@ -108,11 +109,12 @@ class JobStore:
     def files(self, job_id: str) -> JobFiles:
         return JobFiles.of(self.settings.jobs_path, job_id)
 
-    async def _run(self, name: str, keys: list[str], args: list[Any]) -> Any:
+    async def _run(self, name: str, keys: list[str], args: list[Any],
+                   client: Pipeline | None = None) -> Any:
         script = self._scripts.get(name)
         if script is None:
             script = self._scripts[name] = self.redis.register_script(_lua(name))
-        return await script(keys=keys, args=args)
+        return await script(keys=keys, args=args, client=client)
 
     # -- clients' side --------------------------------------------------------------------
 
@@ -136,7 +138,6 @@ class JobStore:
         now = now_iso()
         fields: dict[str, str] = {
             "id": job_id,
-            "status": JobStatus.QUEUED,
             "progress": "0",
             "stage_detail": f"queued for {plan[0]}",
             "created_at": now,
@@ -159,9 +160,8 @@ class JobStore:
             fields["idempotency_key"] = idem_key  # so that deleting the job frees it
         # Microseconds: fine enough that jobs list in the order they were created.
         created = time.time_ns() // 1000
-        expired_before = created - self.settings.job_ttl_seconds * 1_000_000
         limit = self.settings.max_queued_jobs
-        args: list[Any] = [job_id, self.settings.job_ttl_seconds, created, expired_before,
+        args: list[Any] = [job_id, self.settings.job_ttl_seconds, created,
                            "1" if idempotency_key else "0", 1, self.keys.group(plan[0]), limit]
         for key, value in fields.items():
             args += [key, value]
@@ -189,6 +189,14 @@ class JobStore:
         raw: dict[str, str] = await self.redis.hgetall(self.keys.job(job_id))  # type: ignore[assignment]
         return _parse_job(raw) if raw else None
 
+    async def _get_many(self, entries: list[tuple[str, int]]) -> list[Job | None]:
+        """The jobs of index entries, in one round trip."""
+        async with self.redis.pipeline(transaction=False) as pipe:
+            for job_id, _ in entries:
+                pipe.hgetall(self.keys.job(job_id))
+            raws: list[dict[str, str]] = await pipe.execute()
+        return [_parse_job(raw) if raw else None for raw in raws]
+
     async def list(
         self,
         *,
@@ -201,33 +209,45 @@ class JobStore:
 
         Returns the page and the cursor of the next page (None at the end). A cursor is the
         creation time and id of the last job seen, so jobs created meanwhile never shift
-        the pages.
+        the pages. With ``status``, only that status's index is read.
         """
         jobs: list[Job] = []
         after = _parse_cursor(cursor)
+        index = self.keys.jobs_index if status is None else self.keys.status_index(status)
+        # Another owner's jobs are skipped: read more of them per round trip.
+        batch = limit if owner is None else max(limit, 500)
         while len(jobs) < limit:
             top = str(after[0]) if after else "+inf"
             page: list[tuple[str, float]] = await self.redis.zrange(  # type: ignore[assignment]
-                self.keys.jobs_index, top, "-inf", desc=True, byscore=True, offset=0,
-                num=limit + 100, withscores=True)
-            # Jobs of the same millisecond come in descending id order: skip those seen.
+                index, top, "-inf", desc=True, byscore=True, offset=0,
+                num=batch + 1, withscores=True)
+            # Jobs of the same microsecond come in descending id order: skip those seen.
             fresh = [(job_id, int(score)) for job_id, score in page
                      if after is None or (int(score), job_id) < after]
             if not fresh:
                 return jobs, None
-            for job_id, score in fresh:
+            for (job_id, score), job in zip(fresh, await self._get_many(fresh), strict=True):
                 after = (score, job_id)
-                job = await self.get(job_id)
-                if job is None:
+                # None: expired and not pruned yet. The status may have changed since the
+                # index was read.
+                if job is None or (status is not None and job.status != status):
                     continue
-                if (status is None or job.status == status) and (owner is None or job.owner == owner):
+                if owner is None or job.owner == owner:
                     jobs.append(job)
                     if len(jobs) == limit:
                         break
         return jobs, f"{after[0]}-{after[1]}" if after else None
 
+    async def count_by_status(self) -> dict[JobStatus, int]:
+        """How many jobs are in each status (expired ones included until :meth:`prune`)."""
+        async with self.redis.pipeline(transaction=False) as pipe:
+            for status in JobStatus:
+                pipe.zcard(self.keys.status_index(status))
+            counts = await pipe.execute()
+        return dict(zip(JobStatus, map(int, counts), strict=True))
+
     async def cancel(self, job_id: str) -> Outcome:
-        keys = [self.keys.job(job_id), self.keys.events(job_id)]
+        keys = [self.keys.job(job_id), self.keys.events(job_id), self.keys.jobs_index]
         return Outcome(await self._run("cancel", keys, [now_iso()]))
 
     async def delete(self, job_id: str) -> bool:
@@ -240,14 +260,55 @@ class JobStore:
         if not valid_job_id(job_id):
             return False
         await self.cancel(job_id)
-        idem_key = await self.redis.hget(self.keys.job(job_id), "idempotency_key")
-        async with self.redis.pipeline(transaction=True) as tx:
-            tx.delete(self.keys.job(job_id), *([idem_key] if idem_key else []))
-            tx.zrem(self.keys.jobs_index, job_id)
-            tx.publish(self.keys.events(job_id), "deleted")
-            removed, *_ = await tx.execute()
+        idem_key: str | None = await self.redis.hget(  # type: ignore[assignment]
+            self.keys.job(job_id), "idempotency_key")
+        keys = [self.keys.job(job_id), self.keys.events(job_id), self.keys.jobs_index,
+                *([idem_key] if idem_key else [])]
+        removed = await self._run("delete", keys, [])
         self.files(job_id).remove()
         return bool(removed)
+
+    async def prune(self) -> int:
+        """Drop the index entries of jobs whose hash expired; returns how many.
+
+        A hash expires JOB_TTL_SECONDS after its job was created or last rerun, so only
+        entries older than that can be stale. A job id is never used again, so a hash
+        found missing stays missing, and nothing here needs to be atomic.
+        """
+        cutoff = time.time_ns() // 1000 - self.settings.job_ttl_seconds * 1_000_000
+        ids: list[str] = await self.redis.zrange(  # type: ignore[assignment]
+            self.keys.jobs_index, f"({cutoff}", "-inf", desc=True, byscore=True)
+        gone: list[str] = []
+        for batch in _batches(ids):
+            async with self.redis.pipeline(transaction=False) as pipe:
+                for job_id in batch:
+                    pipe.exists(self.keys.job(job_id))
+                found = await pipe.execute()
+            gone += [job_id for job_id, exists in zip(batch, found, strict=True) if not exists]
+        for batch in _batches(gone):
+            async with self.redis.pipeline(transaction=False) as pipe:
+                for index in (self.keys.jobs_index, *map(self.keys.status_index, JobStatus)):
+                    pipe.zrem(index, *batch)
+                await pipe.execute()
+        return len(gone)
+
+    async def migrate(self) -> None:
+        """Bring jobs stored by an earlier version up to date, once per key prefix.
+
+        Enters every job in the index of its status (those indexes came later). Safe while
+        workers run, and when several gateways start at once: each job is entered in one
+        atomic step that reads its current status.
+        """
+        if await self.redis.sismember(self.keys.migrations, "status-indexes"):
+            return
+        ids: list[str] = await self.redis.zrange(self.keys.jobs_index, 0, -1)  # type: ignore[assignment]
+        for batch in _batches(ids):
+            async with self.redis.pipeline(transaction=False) as pipe:
+                for job_id in batch:
+                    await self._run("index_status", [self.keys.job(job_id), self.keys.jobs_index],
+                                    [], client=pipe)
+                await pipe.execute()
+        await self.redis.sadd(self.keys.migrations, "status-indexes")
 
     async def rerun(self, job: Job, from_stage: StageName,
                     overrides: Mapping[str, Any] | None = None, *,
@@ -278,7 +339,7 @@ class JobStore:
                             finished_at=job.updated_at)
         fields: dict[str, str] = {
             "run": str(job.run + 1), "run_started_at": now, "updated_at": now,
-            "status": JobStatus.QUEUED, "progress": "0", "lane": lane,
+            "progress": "0", "lane": lane,
             "stage_detail": f"queued for {from_stage}",
             "options": msgspec.json.encode(options).decode(),
             "plan": msgspec.json.encode(plan).decode(),
@@ -295,13 +356,13 @@ class JobStore:
         for key, value in fields.items():
             args += [key, value]
         keys = [self.keys.job(job.id), self.keys.events(job.id),
-                self.keys.stream(from_stage, lane)]
+                self.keys.stream(from_stage, lane), self.keys.jobs_index]
         return Outcome(await self._run("rerun", keys, args))
 
     # -- workers' side --------------------------------------------------------------------
 
     async def start_stage(self, d: Delivery, job_status: JobStatus, detail: str) -> Outcome:
-        keys = [self.keys.job(d.job_id), self.keys.events(d.job_id)]
+        keys = [self.keys.job(d.job_id), self.keys.events(d.job_id), self.keys.jobs_index]
         args = [d.stage, d.run, d.consumer, now_iso(), job_status, detail]
         return Outcome(await self._run("start", keys, args))
 
@@ -320,7 +381,8 @@ class JobStore:
         position = plan.index(d.stage)
         nxt = plan[position + 1] if position + 1 < len(plan) else None
         keys = [self.keys.job(d.job_id), self.keys.events(d.job_id),
-                self.keys.stream(d.stage, d.lane), self.keys.stream(nxt or d.stage, d.lane)]
+                self.keys.stream(d.stage, d.lane), self.keys.stream(nxt or d.stage, d.lane),
+                self.keys.jobs_index]
         args = [d.group, d.consumer, d.entry_id, d.stage, d.run, now_iso(), nxt or "",
                 STAGE_JOB_STATUS[nxt] if nxt else "",
                 overall_progress(plan, d.stage, 1.0),
@@ -332,7 +394,8 @@ class JobStore:
         """Fail the job with ``reason`` and acknowledge the entry; with ``dead_letter``,
         first copy the entry to the stage's dead-letter stream."""
         keys = [self.keys.job(d.job_id), self.keys.events(d.job_id),
-                self.keys.stream(d.stage, d.lane), self.keys.dead_letters(d.stage)]
+                self.keys.stream(d.stage, d.lane), self.keys.dead_letters(d.stage),
+                self.keys.jobs_index]
         args = [d.group, d.consumer, d.entry_id, d.stage, d.run, now_iso(), reason,
                 "1" if dead_letter else "0", deliveries, d.job_id]
         return Outcome(await self._run("fail", keys, args))
@@ -349,6 +412,12 @@ class JobStore:
         """Keep the entry's idle clock fresh; False when another consumer owns it now."""
         return bool(await self._run("heartbeat", [self.keys.stream(d.stage, d.lane)],
                                     [d.group, d.consumer, d.entry_id]))
+
+
+def _batches(items: list[str], size: int = 500) -> Iterator[list[str]]:
+    """Pieces of ``items`` small enough for one pipelined round trip."""
+    for start in range(0, len(items), size):
+        yield items[start:start + size]
 
 
 def _parse_cursor(cursor: str | None) -> tuple[int, str] | None:

@@ -20,3 +20,17 @@ local function owns(stream, group, consumer, id)
   local p = redis.call('XPENDING', stream, group, id, id, 1, consumer)
   return #p > 0
 end
+
+-- Every status has an index of its jobs beside the jobs index ('<jobs index>:<status>',
+-- scored like it by creation time), so that counting and listing the jobs of one status
+-- never reads every job. A status changes only here, moving the job between indexes in
+-- the same step. The indexes are named, not passed as keys: which one the job leaves
+-- depends on the status stored in its hash.
+local function set_status(index, status)
+  local id = redis.call('HGET', KEYS[1], 'id')
+  local old = redis.call('HGET', KEYS[1], 'status')
+  if old then redis.call('ZREM', index .. ':' .. old, id) end
+  redis.call('HSET', KEYS[1], 'status', status)
+  local created = redis.call('ZSCORE', index, id)
+  if created then redis.call('ZADD', index .. ':' .. status, created, id) end
+end

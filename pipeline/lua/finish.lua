@@ -1,6 +1,6 @@
 -- Records the stage as done, hands the job to the next stage and acknowledges the entry,
 -- all or nothing. A worker that no longer owns the entry changes nothing.
--- KEYS: job hash, its events channel, this stage's stream, next stage's stream
+-- KEYS: job hash, its events channel, this stage's stream, next stage's stream, jobs index
 -- ARGV: group, consumer, entry id, stage, run, now, next stage ('' = last), next job
 --       status, overall progress, result path
 if not owns(KEYS[3], ARGV[1], ARGV[2], ARGV[3]) then return 'lost' end
@@ -13,13 +13,15 @@ if state == 'ok' then
   redis.call('HSET', KEYS[1], s .. '.status', 'done', s .. '.progress', '100',
     s .. '.finished_at', ARGV[6], 'updated_at', ARGV[6])
   if ARGV[7] ~= '' then
-    redis.call('HSET', KEYS[1], ARGV[7] .. '.status', 'queued', 'status', ARGV[8],
+    set_status(KEYS[5], ARGV[8])
+    redis.call('HSET', KEYS[1], ARGV[7] .. '.status', 'queued',
       'stage_detail', 'queued for ' .. ARGV[7])
     raise_field('progress', ARGV[9])
     redis.call('XADD', KEYS[4], '*', 'job_id', string.match(KEYS[1], '[^:]+$'), 'run', ARGV[5])
   else
-    redis.call('HSET', KEYS[1], 'status', 'completed', 'progress', '100',
-      'stage_detail', 'completed', 'result_path', ARGV[10])
+    set_status(KEYS[5], 'completed')
+    redis.call('HSET', KEYS[1], 'progress', '100', 'stage_detail', 'completed',
+      'result_path', ARGV[10])
   end
   redis.call('PUBLISH', KEYS[2], 'finished')
 end

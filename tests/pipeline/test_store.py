@@ -10,8 +10,10 @@ import pytest
 from pipeline.errors import ConfigError, QueueFull
 from pipeline.settings import Settings, describe
 from pipeline.store import Delivery, JobStore, Outcome, new_job_id, overall_progress
-from pipeline.types import JobOptions, JobStatus
-from tests.pipeline.test_flow import submit
+from pipeline.types import JobOptions, JobStatus, StageName, StageStatus
+from tests.pipeline.test_flow import finished, submit
+from tests.support.stages import Behaviour, Script
+from tests.support.workers import running_workers, until
 
 
 async def delivered(store: JobStore, stage: str = "decode") -> Delivery:
@@ -148,6 +150,95 @@ async def test_listing_is_newest_first_with_a_cursor(store: JobStore) -> None:
     assert [j.id for j in rest] == ids[::-1][3:]
     assert end is None
     assert [j.id for j in (await store.list(status=JobStatus.COMPLETED))[0]] == []
+
+
+async def indexed_statuses(store: JobStore, job_id: str) -> list[JobStatus]:
+    """The statuses in whose index the job is."""
+    async with store.redis.pipeline(transaction=False) as pipe:
+        for status in JobStatus:
+            pipe.zscore(store.keys.status_index(status), job_id)
+        scores = await pipe.execute()
+    return [status for status, score in zip(JobStatus, scores, strict=True) if score is not None]
+
+
+async def assert_indexed(store: JobStore, *job_ids: str) -> None:
+    for job_id in job_ids:
+        job = await store.get(job_id)
+        assert await indexed_statuses(store, job_id) == ([job.status] if job else []), job
+
+
+async def stage_running(store: JobStore, job_id: str, stage: StageName) -> bool:
+    job = await store.get(job_id)
+    return job is not None and job.stages[stage].status is StageStatus.RUNNING
+
+
+async def test_each_job_is_indexed_under_its_status_alone(store: JobStore) -> None:
+    gate = store.settings.jobs_path / "go"
+    held = await submit(store, Script(stages={"diarize": Behaviour(wait_for=str(gate))}))
+    bad = await submit(store, Script(stages={"decode": Behaviour(fail="permanent")}))
+    good = await submit(store)
+    doomed = await submit(store)
+    await assert_indexed(store, held, bad, good, doomed)
+    assert await store.cancel(doomed) is Outcome.OK
+    await assert_indexed(store, doomed)
+    async with running_workers(store):
+        await until(lambda: stage_running(store, held, "diarize"), what="diarize to start")
+        await until(lambda: finished(store, bad))
+        await assert_indexed(store, held, bad, good, doomed)
+        gate.touch()  # held keeps the one diarize worker until then
+        for job_id in (held, good):
+            await until(lambda: finished(store, job_id))
+    await assert_indexed(store, held, good)
+    first_good = await store.get(good)
+    assert first_good is not None
+    assert await store.rerun(first_good, "decode") is Outcome.OK
+    await assert_indexed(store, good)
+    assert await store.delete(doomed)
+    await assert_indexed(store, doomed)
+    counts = await store.count_by_status()
+    assert {s: n for s, n in counts.items() if n} == {
+        JobStatus.QUEUED: 1, JobStatus.COMPLETED: 1, JobStatus.FAILED: 1}
+    assert [j.id for j in (await store.list(status=JobStatus.COMPLETED))[0]] == [held]
+
+
+async def test_listing_by_status_pages_through_its_index(store: JobStore) -> None:
+    ids = [await submit(store) for _ in range(5)]
+    for job_id in ids[1::2]:
+        await store.cancel(job_id)
+    page, cursor = await store.list(status=JobStatus.QUEUED, limit=2)
+    rest, end = await store.list(status=JobStatus.QUEUED, limit=2, cursor=cursor)
+    assert [j.id for j in page + rest] == ids[::-2] and end is None
+    assert [j.id for j in (await store.list(status=JobStatus.CANCELLED))[0]] == ids[-2::-2]
+
+
+async def test_pruning_drops_expired_jobs_and_keeps_rerun_ones(store: JobStore) -> None:
+    short = JobStore(store.redis, msgspec.structs.replace(store.settings, job_ttl_seconds=2))
+    expired, rerun = await submit(short), await submit(short)
+    assert await short.cancel(rerun) is Outcome.OK
+    await asyncio.sleep(1.0)
+    # A rerun keeps the job another JOB_TTL_SECONDS: longer than its creation time says.
+    job = await short.get(rerun)
+    assert job is not None and await short.rerun(job, "decode") is Outcome.OK
+    await asyncio.sleep(1.3)
+    assert await short.prune() == 1
+    assert await short.redis.zscore(short.keys.jobs_index, expired) is None
+    assert await indexed_statuses(short, expired) == []
+    assert [j.id for j in (await short.list())[0]] == [rerun]
+    assert await short.count_by_status() == {s: int(s is JobStatus.QUEUED) for s in JobStatus}
+
+
+async def test_migrate_indexes_the_jobs_of_an_earlier_version(store: JobStore) -> None:
+    ids = [await submit(store) for _ in range(3)]
+    await store.cancel(ids[0])
+    # What a version without status indexes left behind.
+    await store.redis.delete(*map(store.keys.status_index, JobStatus), store.keys.migrations)
+    await store.migrate()
+    await assert_indexed(store, *ids)
+    assert await store.count_by_status() == {
+        s: {JobStatus.QUEUED: 2, JobStatus.CANCELLED: 1}.get(s, 0) for s in JobStatus}
+    await store.redis.delete(store.keys.status_index(JobStatus.QUEUED))
+    await store.migrate()  # once only
+    assert await indexed_statuses(store, ids[1]) == []
 
 
 def test_options_are_validated() -> None:
