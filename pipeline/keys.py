@@ -60,6 +60,17 @@ class Keys:
         name from the jobs index themselves (pipeline/lua/_job.lua): keep the two alike."""
         return f"{self.jobs_index}:{status}"
 
+    def owner_index(self, owner: str) -> str:
+        """The jobs index's entries of the jobs created with one API key (its fingerprint);
+        derived by the job scripts like :meth:`status_index`."""
+        return f"{self.jobs_index}:owner:{owner}"
+
+    @property
+    def owners(self) -> str:
+        """Set of the owners that have an index (so that expired jobs can be pruned from
+        every one)."""
+        return f"{self.prefix}:owners"
+
     @property
     def migrations(self) -> str:
         """Set of the one-off data migrations already applied to this prefix's keys."""

@@ -47,6 +47,8 @@ _STAGE_FIELDS = tuple(StageRecord.__struct_fields__)
 _PRELUDES = ("_job", "_queue")
 # create.lua's first reply: 1 created, 0 idempotency key already used, 2 queue full.
 _QUEUE_FULL = 2
+# The migration that indexed jobs by status and owner (see JobStore.migrate).
+_JOB_INDEXES = "job-indexes"
 
 
 class Outcome(enum.StrEnum):
@@ -165,7 +167,8 @@ class JobStore:
                            "1" if idempotency_key else "0", 1, self.keys.group(plan[0]), limit]
         for key, value in fields.items():
             args += [key, value]
-        keys = [self.keys.job(job_id), self.keys.stream(plan[0]), self.keys.jobs_index, idem_key]
+        keys = [self.keys.job(job_id), self.keys.stream(plan[0]), self.keys.jobs_index, idem_key,
+                self.keys.owners]
         for _ in range(2):
             outcome, existing = await self._run("create", keys, args)
             if outcome == _QUEUE_FULL:
@@ -209,13 +212,18 @@ class JobStore:
 
         Returns the page and the cursor of the next page (None at the end). A cursor is the
         creation time and id of the last job seen, so jobs created meanwhile never shift
-        the pages. With ``status``, only that status's index is read.
+        the pages. Only the index of ``owner``, or else of ``status``, is read.
         """
         jobs: list[Job] = []
         after = _parse_cursor(cursor)
-        index = self.keys.jobs_index if status is None else self.keys.status_index(status)
-        # Another owner's jobs are skipped: read more of them per round trip.
-        batch = limit if owner is None else max(limit, 500)
+        if owner is not None:
+            index = self.keys.owner_index(owner)
+        elif status is not None:
+            index = self.keys.status_index(status)
+        else:
+            index = self.keys.jobs_index
+        # An owner's jobs in other statuses are skipped: read more of them per round trip.
+        batch = max(limit, 500) if owner is not None and status is not None else limit
         while len(jobs) < limit:
             top = str(after[0]) if after else "+inf"
             page: list[tuple[str, float]] = await self.redis.zrange(  # type: ignore[assignment]
@@ -232,10 +240,9 @@ class JobStore:
                 # index was read.
                 if job is None or (status is not None and job.status != status):
                     continue
-                if owner is None or job.owner == owner:
-                    jobs.append(job)
-                    if len(jobs) == limit:
-                        break
+                jobs.append(job)
+                if len(jobs) == limit:
+                    break
         return jobs, f"{after[0]}-{after[1]}" if after else None
 
     async def count_by_status(self) -> dict[JobStatus, int]:
@@ -285,9 +292,12 @@ class JobStore:
                     pipe.exists(self.keys.job(job_id))
                 found = await pipe.execute()
             gone += [job_id for job_id, exists in zip(batch, found, strict=True) if not exists]
+        owners: set[str] = await self.redis.smembers(self.keys.owners)  # type: ignore[assignment]
+        indexes = [self.keys.jobs_index, *map(self.keys.status_index, JobStatus),
+                   *map(self.keys.owner_index, owners)]
         for batch in _batches(gone):
             async with self.redis.pipeline(transaction=False) as pipe:
-                for index in (self.keys.jobs_index, *map(self.keys.status_index, JobStatus)):
+                for index in indexes:
                     pipe.zrem(index, *batch)
                 await pipe.execute()
         return len(gone)
@@ -295,20 +305,20 @@ class JobStore:
     async def migrate(self) -> None:
         """Bring jobs stored by an earlier version up to date, once per key prefix.
 
-        Enters every job in the index of its status (those indexes came later). Safe while
-        workers run, and when several gateways start at once: each job is entered in one
-        atomic step that reads its current status.
+        Enters every job in the indexes of its status and owner (those indexes came later).
+        Safe while workers run, and when several gateways start at once: each job is
+        entered in one atomic step that reads its current status.
         """
-        if await self.redis.sismember(self.keys.migrations, "status-indexes"):
+        if await self.redis.sismember(self.keys.migrations, _JOB_INDEXES):
             return
         ids: list[str] = await self.redis.zrange(self.keys.jobs_index, 0, -1)  # type: ignore[assignment]
         for batch in _batches(ids):
             async with self.redis.pipeline(transaction=False) as pipe:
                 for job_id in batch:
-                    await self._run("index_status", [self.keys.job(job_id), self.keys.jobs_index],
-                                    [], client=pipe)
+                    keys = [self.keys.job(job_id), self.keys.jobs_index, self.keys.owners]
+                    await self._run("index_job", keys, [], client=pipe)
                 await pipe.execute()
-        await self.redis.sadd(self.keys.migrations, "status-indexes")
+        await self.redis.sadd(self.keys.migrations, _JOB_INDEXES)
 
     async def rerun(self, job: Job, from_stage: StageName,
                     overrides: Mapping[str, Any] | None = None, *,

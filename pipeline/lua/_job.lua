@@ -34,3 +34,12 @@ local function set_status(index, status)
   local created = redis.call('ZSCORE', index, id)
   if created then redis.call('ZADD', index .. ':' .. status, created, id) end
 end
+
+-- A job created with an API key is also in its owner's index ('<jobs index>:owner:<owner>'),
+-- so that a client's listing reads only its own jobs; the owner joins the set of owners.
+local function index_owner(index, owners)
+  local h = redis.call('HMGET', KEYS[1], 'id', 'owner')
+  if not h[2] then return end
+  redis.call('ZADD', index .. ':owner:' .. h[2], redis.call('ZSCORE', index, h[1]), h[1])
+  redis.call('SADD', owners, h[2])
+end

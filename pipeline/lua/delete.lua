@@ -1,9 +1,12 @@
--- Removes the job's hash, its entries in the jobs index and in its status's index, and its
--- idempotency key if it has one; announces it. Returns 1 if the job existed.
+-- Removes the job's hash, its entries in the jobs index and in the indexes of its status
+-- and owner, and its idempotency key if it has one; announces it. Returns 1 if the job
+-- existed.
 -- KEYS: job hash, its events channel, jobs index[, idempotency key]
-local id = redis.call('HGET', KEYS[1], 'id')
+local h = redis.call('HMGET', KEYS[1], 'id', 'status', 'owner')
+local id = h[1]
 if not id then return 0 end
-redis.call('ZREM', KEYS[3] .. ':' .. redis.call('HGET', KEYS[1], 'status'), id)
+redis.call('ZREM', KEYS[3] .. ':' .. h[2], id)
+if h[3] then redis.call('ZREM', KEYS[3] .. ':owner:' .. h[3], id) end
 redis.call('ZREM', KEYS[3], id)
 redis.call('DEL', KEYS[1])
 if KEYS[4] then redis.call('DEL', KEYS[4]) end

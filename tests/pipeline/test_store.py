@@ -211,9 +211,27 @@ async def test_listing_by_status_pages_through_its_index(store: JobStore) -> Non
     assert [j.id for j in (await store.list(status=JobStatus.CANCELLED))[0]] == ids[-2::-2]
 
 
+async def owned(store: JobStore, owner: str) -> str:
+    job_id, _ = await store.create(new_job_id(), JobOptions(), owner=owner)
+    return job_id
+
+
+async def test_listing_an_owners_jobs_reads_only_its_index(store: JobStore) -> None:
+    alice = [await owned(store, "alice") for _ in range(3)]
+    bob = await owned(store, "bob")
+    await store.cancel(alice[1])
+    await store.delete(alice[2])
+    assert await store.redis.zrange(store.keys.owner_index("alice"), 0, -1) == alice[:2]
+    assert [j.id for j in (await store.list(owner="alice"))[0]] == alice[1::-1]
+    assert [j.id for j in (await store.list(owner="alice", status=JobStatus.QUEUED))[0]] == [
+        alice[0]]
+    assert [j.id for j in (await store.list(owner="bob"))[0]] == [bob]
+    assert (await store.list(owner="carol"))[0] == []
+
+
 async def test_pruning_drops_expired_jobs_and_keeps_rerun_ones(store: JobStore) -> None:
     short = JobStore(store.redis, msgspec.structs.replace(store.settings, job_ttl_seconds=2))
-    expired, rerun = await submit(short), await submit(short)
+    expired, rerun = await owned(short, "alice"), await submit(short)
     assert await short.cancel(rerun) is Outcome.OK
     await asyncio.sleep(1.0)
     # A rerun keeps the job another JOB_TTL_SECONDS: longer than its creation time says.
@@ -223,17 +241,22 @@ async def test_pruning_drops_expired_jobs_and_keeps_rerun_ones(store: JobStore) 
     assert await short.prune() == 1
     assert await short.redis.zscore(short.keys.jobs_index, expired) is None
     assert await indexed_statuses(short, expired) == []
+    assert await short.redis.zcard(short.keys.owner_index("alice")) == 0
     assert [j.id for j in (await short.list())[0]] == [rerun]
     assert await short.count_by_status() == {s: int(s is JobStatus.QUEUED) for s in JobStatus}
 
 
 async def test_migrate_indexes_the_jobs_of_an_earlier_version(store: JobStore) -> None:
-    ids = [await submit(store) for _ in range(3)]
+    ids = [await submit(store), await owned(store, "alice"), await owned(store, "bob")]
     await store.cancel(ids[0])
-    # What a version without status indexes left behind.
-    await store.redis.delete(*map(store.keys.status_index, JobStatus), store.keys.migrations)
+    # What a version without status and owner indexes left behind.
+    await store.redis.delete(*map(store.keys.status_index, JobStatus), store.keys.migrations,
+                             store.keys.owner_index("alice"), store.keys.owner_index("bob"),
+                             store.keys.owners)
     await store.migrate()
     await assert_indexed(store, *ids)
+    assert [j.id for j in (await store.list(owner="alice"))[0]] == [ids[1]]
+    assert await store.redis.smembers(store.keys.owners) == {"alice", "bob"}
     assert await store.count_by_status() == {
         s: {JobStatus.QUEUED: 2, JobStatus.CANCELLED: 1}.get(s, 0) for s in JobStatus}
     await store.redis.delete(store.keys.status_index(JobStatus.QUEUED))
