@@ -118,6 +118,10 @@ class JobStore:
             script = self._scripts[name] = self.redis.register_script(_lua(name))
         return await script(keys=keys, args=args, client=client)
 
+    def _stream_ttl(self, lane: str) -> int:
+        """Seconds a stream of ``lane`` is kept after its last entry (0: for good)."""
+        return 0 if lane == LIVE else self.settings.job_ttl_seconds
+
     # -- clients' side --------------------------------------------------------------------
 
     async def create(
@@ -361,8 +365,8 @@ class JobStore:
                 fields[f"{stage}.status"] = StageStatus.SKIPPED
         stale = ["error", "result_path"] + [f"{s}.{f}" for s in plan for f in _STAGE_FIELDS]
         stale = [f for f in stale if f not in fields]
-        args: list[Any] = [job.run, job.run + 1, self.settings.job_ttl_seconds, lane,
-                           len(stale), *stale]
+        args: list[Any] = [job.run, job.run + 1, self.settings.job_ttl_seconds,
+                           self._stream_ttl(lane), len(stale), *stale]
         for key, value in fields.items():
             args += [key, value]
         keys = [self.keys.job(job.id), self.keys.events(job.id),
@@ -396,7 +400,8 @@ class JobStore:
         args = [d.group, d.consumer, d.entry_id, d.stage, d.run, now_iso(), nxt or "",
                 STAGE_JOB_STATUS[nxt] if nxt else "",
                 overall_progress(plan, d.stage, 1.0),
-                str(self.files(d.job_id).result(d.run)) if nxt is None else ""]
+                str(self.files(d.job_id).result(d.run)) if nxt is None else "",
+                self._stream_ttl(d.lane)]
         return Outcome(await self._run("finish", keys, args))
 
     async def fail(self, d: Delivery, reason: str, *, dead_letter: bool = False,

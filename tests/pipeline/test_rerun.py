@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 
 from pipeline.store import JobStore, Outcome
-from pipeline.types import Job, JobStatus, StageName
+from pipeline.types import STAGES, Job, JobStatus, StageName
 from tests.pipeline.test_flow import finished, submit
 from tests.support.stages import Behaviour, Script, runs
 from tests.support.workers import running_workers, until
@@ -94,3 +94,8 @@ async def test_a_replay_lane_is_served_only_by_its_own_workers(store: JobStore) 
     job = await completed(store, job_id)
     assert job.lane == "replay-1" and job.run == 2
     assert await store.redis.xlen(store.keys.stream("transcribe", "replay-1")) == 1
+    # Lane streams go once their jobs have: no lane worker may be left to trim them.
+    for stage in STAGES:
+        lane_ttl = await store.redis.ttl(store.keys.stream(stage, "replay-1"))
+        assert 0 < lane_ttl <= store.settings.job_ttl_seconds
+        assert await store.redis.ttl(store.keys.stream(stage)) == -1
