@@ -14,6 +14,7 @@ from litestar.openapi import OpenAPIConfig
 
 from gateway.auth import require_key
 from gateway.errors import http_exception_handler, internal_error_handler
+from gateway.events import JobEvents
 from gateway.health import health
 from gateway.janitor import run_janitor
 from gateway.jobs import (
@@ -38,14 +39,16 @@ def create_app(settings: Settings) -> Litestar:
     async def lifespan(app: Litestar) -> AsyncIterator[None]:
         redis = await connect(settings)
         store = JobStore(redis, settings)
-        app.state.services = Services(store=store, settings=settings)
-        janitor = asyncio.create_task(run_janitor(store))
+        events = JobEvents(store)
+        app.state.services = Services(store=store, settings=settings, events=events)
+        tasks = [asyncio.create_task(run_janitor(store)), asyncio.create_task(events.run())]
         try:
             yield
         finally:
-            janitor.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await janitor
+            for task in tasks:
+                task.cancel()
+                with contextlib.suppress(asyncio.CancelledError):
+                    await task
             await redis.aclose()
 
     return Litestar(

@@ -91,7 +91,7 @@ async def get_job(
 ) -> JobView:
     job: Job | None = await _find(services.store, job_id, owner)
     if wait > 0 and job is not None and not job.status.terminal:
-        job = await next_change(services.store, job, wait)
+        job = await next_change(services.events, job, wait)
     if job is None:
         raise _not_found(job_id)
     return job_view(job, await _result(job))
@@ -209,7 +209,8 @@ async def transcribe(request: Request[Any, Any, Any], services: Services,
         request, store, owner=owner,
         max_seconds=min(settings.sync_max_seconds, settings.max_audio_seconds),
         too_long="submit it with POST /jobs and poll GET /jobs/{id} instead")
-    job = await until_finished(store, submitted.job_id, settings.sync_timeout_seconds)
+    job = await until_finished(services.events, submitted.job_id,
+                               settings.sync_timeout_seconds)
     if job is None:
         raise ApiError(410, f"job {submitted.job_id} was deleted before it finished")
     if job.status == JobStatus.COMPLETED:

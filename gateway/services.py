@@ -1,4 +1,4 @@
-"""What route handlers get injected: the store, the settings and the caller."""
+"""What route handlers get injected: the store, the settings, job events and the caller."""
 
 from __future__ import annotations
 
@@ -8,6 +8,7 @@ from typing import Any
 from litestar import Request
 from litestar.datastructures import State
 
+from gateway.events import JobEvents
 from pipeline.settings import Settings
 from pipeline.store import JobStore
 
@@ -16,6 +17,7 @@ from pipeline.store import JobStore
 class Services:
     store: JobStore
     settings: Settings
+    events: JobEvents
 
 
 def provide_services(state: State) -> Services:

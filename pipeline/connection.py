@@ -16,6 +16,20 @@ from pipeline.settings import Settings
 CONNECTION_ERRORS: tuple[type[Exception], ...] = (ConnectionError, TimeoutError, OSError)
 
 
+class Backoff:
+    """Exponential backoff with a cap, reset after a success."""
+
+    def __init__(self, base: float = 0.2, cap: float = 10.0) -> None:
+        self.base, self.cap, self.attempt = base, cap, 0
+
+    def reset(self) -> None:
+        self.attempt = 0
+
+    async def sleep(self) -> None:
+        await asyncio.sleep(min(self.cap, self.base * 2**self.attempt))
+        self.attempt += 1
+
+
 async def connect(settings: Settings) -> Redis:
     """A client for ``REDIS_URL``, or for the embedded server of ``JOBS_DIR``."""
     url = settings.redis_url

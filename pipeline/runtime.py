@@ -32,7 +32,7 @@ import msgspec
 from redis.exceptions import ResponseError
 
 from pipeline import allocator
-from pipeline.connection import CONNECTION_ERRORS
+from pipeline.connection import CONNECTION_ERRORS, Backoff
 from pipeline.errors import JobGone, OwnershipLost, PermanentError, TransientError
 from pipeline.keys import LIVE
 from pipeline.logs import job_log
@@ -47,20 +47,6 @@ T = TypeVar("T")
 
 #: Seconds between progress writes: a stage may report as often as it likes.
 PROGRESS_INTERVAL = 0.5
-
-
-class Backoff:
-    """Exponential backoff with a cap, reset after a success."""
-
-    def __init__(self, base: float = 0.2, cap: float = 10.0) -> None:
-        self.base, self.cap, self.attempt = base, cap, 0
-
-    def reset(self) -> None:
-        self.attempt = 0
-
-    async def sleep(self) -> None:
-        await asyncio.sleep(min(self.cap, self.base * 2**self.attempt))
-        self.attempt += 1
 
 
 def default_consumer_name() -> str:

@@ -15,9 +15,11 @@ import webvtt
 from pyannote.core import Annotation, Segment as Span
 from redis.asyncio import Redis
 
+from gateway.events import POLL_SECONDS, JobEvents, next_change
 from pipeline.settings import Settings
 from pipeline.store import JobStore
-from pipeline.types import Result
+from pipeline.types import JobStatus, Result
+from tests.pipeline.test_flow import submit as submit_job
 from tests.gateway.conftest import submit
 from tests.support.option_stages import GATEWAY_STAGES, RESULT
 from tests.support.workers import running_workers, until
@@ -139,6 +141,42 @@ async def test_long_poll_answers_after_wait_without_change(client: httpx.AsyncCl
     assert body["status"] == "queued"
     too_long = await client.get(f"/jobs/{job_id}", params={"wait": 61})
     assert too_long.status_code == 400 and "wait" in too_long.json()["error"]["message"]
+
+
+async def subscribed_connections(redis: Redis) -> int:
+    return sum(1 for c in await redis.client_list() if int(c["sub"]) or int(c["psub"]))
+
+
+async def test_waiting_clients_share_one_subscription(client: httpx.AsyncClient,
+                                                      store: JobStore) -> None:
+    await until(lambda: subscribed_connections(store.redis), what="the gateway to subscribe")
+    before = await subscribed_connections(store.redis)
+    job_ids = [(await submit(client)).json()["job_id"] for _ in range(4)]
+    polls = [asyncio.create_task(client.get(f"/jobs/{job_id}", params={"wait": 30}))
+             for job_id in job_ids for _ in range(5)]
+    await asyncio.sleep(0.5)
+    assert not any(poll.done() for poll in polls)
+    assert await subscribed_connections(store.redis) == before
+    started = time.monotonic()
+    async with running_workers(store, GATEWAY_STAGES):
+        bodies = [(await poll).json() for poll in polls]
+    assert time.monotonic() - started < 10
+    assert all(body["status"] != "queued" or body["stages"]["decode"]["status"] != "queued"
+               for body in bodies)
+
+
+async def test_waiters_poll_while_there_is_no_subscription(store: JobStore) -> None:
+    events = JobEvents(store)  # never run: as while Redis is unreachable
+    job_id = await submit_job(store)
+    job = await store.get(job_id)
+    assert job is not None
+    waiting = asyncio.create_task(next_change(events, job, 30))
+    await asyncio.sleep(0.1)
+    started = time.monotonic()
+    await store.cancel(job_id)
+    changed = await waiting
+    assert changed is not None and changed.status is JobStatus.CANCELLED
+    assert time.monotonic() - started < POLL_SECONDS + 1
 
 
 async def test_unknown_job_is_404(client: httpx.AsyncClient) -> None:
