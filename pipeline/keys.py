@@ -66,6 +66,12 @@ class Keys:
         return f"{self.jobs_index}:owner:{owner}"
 
     @property
+    def expiry_index(self) -> str:
+        """Sorted set of job ids scored by when their hash expires (the server's clock, in
+        seconds): pruning the other indexes reads only the jobs that are gone."""
+        return f"{self.prefix}:expiry"
+
+    @property
     def owners(self) -> str:
         """Set of the owners that have an index (so that expired jobs can be pruned from
         every one)."""

@@ -172,7 +172,7 @@ class JobStore:
         for key, value in fields.items():
             args += [key, value]
         keys = [self.keys.job(job_id), self.keys.stream(plan[0]), self.keys.jobs_index, idem_key,
-                self.keys.owners]
+                self.keys.owners, self.keys.expiry_index]
         for _ in range(2):
             outcome, existing = await self._run("create", keys, args)
             if outcome == _QUEUE_FULL:
@@ -274,7 +274,7 @@ class JobStore:
         idem_key: str | None = await self.redis.hget(  # type: ignore[assignment]
             self.keys.job(job_id), "idempotency_key")
         keys = [self.keys.job(job_id), self.keys.events(job_id), self.keys.jobs_index,
-                *([idem_key] if idem_key else [])]
+                self.keys.expiry_index, *([idem_key] if idem_key else [])]
         removed = await self._run("delete", keys, [])
         self.files(job_id).remove()
         return bool(removed)
@@ -282,13 +282,13 @@ class JobStore:
     async def prune(self) -> int:
         """Drop the index entries of jobs whose hash expired; returns how many.
 
-        A hash expires JOB_TTL_SECONDS after its job was created or last rerun, so only
-        entries older than that can be stale. A job id is never used again, so a hash
-        found missing stays missing, and nothing here needs to be atomic.
+        Reads only the jobs the expiry index says are due, and checks that each is gone
+        (a job id is never used again, so a hash found missing stays missing, and nothing
+        here needs to be atomic).
         """
-        cutoff = time.time_ns() // 1000 - self.settings.job_ttl_seconds * 1_000_000
+        now, _ = await self.redis.time()
         ids: list[str] = await self.redis.zrange(  # type: ignore[assignment]
-            self.keys.jobs_index, f"({cutoff}", "-inf", desc=True, byscore=True)
+            self.keys.expiry_index, now, "-inf", desc=True, byscore=True)
         gone: list[str] = []
         for batch in _batches(ids):
             async with self.redis.pipeline(transaction=False) as pipe:
@@ -297,8 +297,8 @@ class JobStore:
                 found = await pipe.execute()
             gone += [job_id for job_id, exists in zip(batch, found, strict=True) if not exists]
         owners: set[str] = await self.redis.smembers(self.keys.owners)  # type: ignore[assignment]
-        indexes = [self.keys.jobs_index, *map(self.keys.status_index, JobStatus),
-                   *map(self.keys.owner_index, owners)]
+        indexes = [self.keys.jobs_index, self.keys.expiry_index,
+                   *map(self.keys.status_index, JobStatus), *map(self.keys.owner_index, owners)]
         for batch in _batches(gone):
             async with self.redis.pipeline(transaction=False) as pipe:
                 for index in indexes:
@@ -309,7 +309,8 @@ class JobStore:
     async def migrate(self) -> None:
         """Bring jobs stored by an earlier version up to date, once per key prefix.
 
-        Enters every job in the indexes of its status and owner (those indexes came later).
+        Enters every job in the indexes of its status and owner, and in the expiry index
+        (those indexes came later).
         Safe while workers run, and when several gateways start at once: each job is
         entered in one atomic step that reads its current status.
         """
@@ -319,7 +320,8 @@ class JobStore:
         for batch in _batches(ids):
             async with self.redis.pipeline(transaction=False) as pipe:
                 for job_id in batch:
-                    keys = [self.keys.job(job_id), self.keys.jobs_index, self.keys.owners]
+                    keys = [self.keys.job(job_id), self.keys.jobs_index, self.keys.owners,
+                            self.keys.expiry_index]
                     await self._run("index_job", keys, [], client=pipe)
                 await pipe.execute()
         await self.redis.sadd(self.keys.migrations, _JOB_INDEXES)
@@ -370,7 +372,8 @@ class JobStore:
         for key, value in fields.items():
             args += [key, value]
         keys = [self.keys.job(job.id), self.keys.events(job.id),
-                self.keys.stream(from_stage, lane), self.keys.jobs_index]
+                self.keys.stream(from_stage, lane), self.keys.jobs_index,
+                self.keys.expiry_index]
         return Outcome(await self._run("rerun", keys, args))
 
     # -- workers' side --------------------------------------------------------------------

@@ -35,6 +35,15 @@ local function set_status(index, status)
   if created then redis.call('ZADD', index .. ':' .. status, created, id) end
 end
 
+-- The job's hash expires ttl seconds from now, and the expiry index says when, on the
+-- server's clock like the expiry itself.
+local function expire_job(expiry, ttl)
+  redis.call('EXPIRE', KEYS[1], ttl)
+  local now = redis.call('TIME')
+  local at = tonumber(now[1]) + tonumber(now[2]) / 1e6 + tonumber(ttl)
+  redis.call('ZADD', expiry, at, redis.call('HGET', KEYS[1], 'id'))
+end
+
 -- A job created with an API key is also in its owner's index ('<jobs index>:owner:<owner>'),
 -- so that a client's listing reads only its own jobs; the owner joins the set of owners.
 local function index_owner(index, owners)

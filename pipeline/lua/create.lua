@@ -1,4 +1,5 @@
--- KEYS: job hash, first stage's stream, jobs index, idempotency key, set of owners
+-- KEYS: job hash, first stage's stream, jobs index, idempotency key, set of owners,
+--       expiry index
 -- ARGV: job id, ttl seconds, created (microseconds), use idempotency ('1'/'0'), run, the
 --       first stage's consumer group, most jobs that may wait for it, field, value, ...
 -- Returns {1, job id}; {0, existing job id} for a used idempotency key; {2, jobs waiting}
@@ -17,7 +18,7 @@ end
 local fields = {}
 for i = 8, #ARGV do fields[#fields + 1] = ARGV[i] end
 redis.call('HSET', KEYS[1], unpack(fields))
-redis.call('EXPIRE', KEYS[1], ARGV[2])
+expire_job(KEYS[6], ARGV[2])
 redis.call('XADD', KEYS[2], '*', 'job_id', ARGV[1], 'run', ARGV[5])
 redis.call('ZADD', KEYS[3], ARGV[3], ARGV[1])
 set_status(KEYS[3], 'queued')

@@ -1,7 +1,12 @@
--- Enters an existing job into the indexes of its status and owner (for jobs stored before
--- those indexes existed). KEYS: job hash, jobs index, set of owners
-local status = redis.call('HGET', KEYS[1], 'status')
-if not status then return 0 end
-set_status(KEYS[2], status)
+-- Enters an existing job into the indexes of its status and owner, and into the expiry
+-- index (for jobs stored before those indexes existed).
+-- KEYS: job hash, jobs index, set of owners, expiry index
+local h = redis.call('HMGET', KEYS[1], 'id', 'status')
+if not h[1] then return 0 end
+set_status(KEYS[2], h[2])
 index_owner(KEYS[2], KEYS[3])
+local ttl = redis.call('TTL', KEYS[1])
+if ttl > 0 and not redis.call('ZSCORE', KEYS[4], h[1]) then
+  redis.call('ZADD', KEYS[4], tonumber(redis.call('TIME')[1]) + ttl, h[1])
+end
 return 1

@@ -249,12 +249,13 @@ async def test_pruning_drops_expired_jobs_and_keeps_rerun_ones(store: JobStore) 
 async def test_migrate_indexes_the_jobs_of_an_earlier_version(store: JobStore) -> None:
     ids = [await submit(store), await owned(store, "alice"), await owned(store, "bob")]
     await store.cancel(ids[0])
-    # What a version without status and owner indexes left behind.
+    # What a version without status, owner and expiry indexes left behind.
     await store.redis.delete(*map(store.keys.status_index, JobStatus), store.keys.migrations,
                              store.keys.owner_index("alice"), store.keys.owner_index("bob"),
-                             store.keys.owners)
+                             store.keys.owners, store.keys.expiry_index)
     await store.migrate()
     await assert_indexed(store, *ids)
+    assert await store.redis.zcard(store.keys.expiry_index) == len(ids)
     assert [j.id for j in (await store.list(owner="alice"))[0]] == [ids[1]]
     assert await store.redis.smembers(store.keys.owners) == {"alice", "bob"}
     assert await store.count_by_status() == {
