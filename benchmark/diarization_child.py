@@ -1,9 +1,13 @@
 """Child process: the offline diarization pipeline's speed knobs on pyannote's sample.
 
-``python -m benchmark.diarization_child REPEATS`` prints one JSON line: a list of
+``python -m benchmark.diarization_child ROUNDS`` prints one JSON line: a list of
 :class:`Trial`. The pipeline comes from stages.models (the stage's own code path) and runs
 through stages.diarize.diarize; each setting is applied to that loaded pipeline, then put
 back, because stages.models builds it with fixed values (see the report's note).
+
+Each round runs every setting once, starting one setting later than the round before:
+the machine's speed drifts by more than the knobs change it, and a setting timed only
+in its own stretch of minutes would carry that stretch's drift.
 """
 
 from __future__ import annotations
@@ -14,7 +18,7 @@ from typing import Any
 
 import msgspec
 
-from benchmark import scoring
+from benchmark import memory, scoring
 from benchmark.audio import sample_wav
 from benchmark.channel import reply_channel
 
@@ -39,8 +43,9 @@ _TRIED: dict[str, tuple[int | float, ...]] = {
 
 class Trial(msgspec.Struct):
     knobs: Knobs
-    seconds: float  # best of the repeats
+    seconds: list[float]  # one per round
     der: float
+    peak_rss_mb: float  # the highest of its runs' peaks, above the loaded pipeline
 
 
 def variants(base: Knobs) -> list[Knobs]:
@@ -48,6 +53,12 @@ def variants(base: Knobs) -> list[Knobs]:
     return [base, *(msgspec.structs.replace(base, **{name: value})
                     for name, values in _TRIED.items() for value in values
                     if value != getattr(base, name))]
+
+
+def round_order(settings: int, round_index: int) -> list[int]:
+    """The order of the settings in one round: each round starts one setting later."""
+    start = round_index % settings
+    return [*range(start, settings), *range(start)]
 
 
 def _apply(pipeline: Any, knobs: Knobs) -> None:
@@ -62,7 +73,7 @@ def _apply(pipeline: Any, knobs: Knobs) -> None:
     torch.set_num_threads(knobs.threads)
 
 
-def main(repeats: int) -> None:
+def main(rounds: int) -> None:
     replies = reply_channel()
     import torch
 
@@ -72,6 +83,7 @@ def main(repeats: int) -> None:
     from stages.diarize import diarize, to_record
 
     pipeline = models.diarization(Settings.from_env(device="cpu")).model
+    loaded_mb = memory.rss_mb()
     base = Knobs(pipeline.embedding_batch_size, pipeline.segmentation_batch_size,
                  float(pipeline.segmentation_step), torch.get_num_threads())
     samples = audio.load(sample_wav())
@@ -82,19 +94,27 @@ def main(repeats: int) -> None:
     def progress(fraction: float, detail: str | None) -> None:
         pass
 
-    def once() -> tuple[float, Any]:
+    def once() -> tuple[float, float, Any]:
+        memory.reset_peak()
         started = time.perf_counter()
         with torch.inference_mode():
             output, _ = diarize(pipeline, file, speakers, progress)
-        return time.perf_counter() - started, output
+        return time.perf_counter() - started, memory.peak_rss_mb() - loaded_mb, output
 
     once()  # warm-up: the first call pays one-off costs
-    trials = []
-    for knobs in variants(base):
-        _apply(pipeline, knobs)
-        runs = [once() for _ in range(repeats)]
-        best = min(seconds for seconds, _ in runs)
-        trials.append(Trial(knobs, best, scoring.der_of_turns(to_record(runs[0][1]).turns)))
+    settings = variants(base)
+    trials: list[Trial | None] = [None] * len(settings)
+    for round_index in range(rounds):
+        for i in round_order(len(settings), round_index):
+            _apply(pipeline, settings[i])
+            seconds, peak_mb, output = once()
+            trial = trials[i]
+            if trial is None:
+                der = scoring.der_of_turns(to_record(output).turns)
+                trials[i] = Trial(settings[i], [seconds], der, peak_mb)
+            else:
+                trial.seconds.append(seconds)
+                trial.peak_rss_mb = max(trial.peak_rss_mb, peak_mb)
     _apply(pipeline, base)
     replies.write(msgspec.json.encode(trials).decode())
     replies.close()

@@ -101,3 +101,26 @@ def test_diarization_knobs_change_one_setting_at_a_time() -> None:
         assert {k.embedding_batch_size for k in trials} >= {1, 8, 32}
         assert {k.segmentation_step for k in trials} >= {0.1, 0.2, 0.3}
         assert {k.threads for k in trials} >= {1, 2}
+
+
+def test_diarization_rounds_start_one_setting_later_each_time() -> None:
+    from benchmark.diarization_child import round_order
+
+    orders = [round_order(4, r) for r in range(5)]
+    assert all(sorted(order) == [0, 1, 2, 3] for order in orders)
+    assert [order[0] for order in orders] == [0, 1, 2, 3, 0]
+    assert orders[1] == [1, 2, 3, 0]
+
+
+def test_fastest_diarization_setting_keeps_der_and_is_timed_by_its_best_round() -> None:
+    from benchmark.diarization_child import Knobs, Trial
+    from benchmark.diarization_part import fastest_keeping_der
+
+    stage = Trial(Knobs(1, 1, 0.1, 2), [4.0, 3.0, 5.0], der=0.050, peak_rss_mb=100.0)
+    batch = Trial(Knobs(32, 1, 0.1, 2), [2.5, 4.5, 2.4], der=0.055, peak_rss_mb=120.0)
+    coarse = Trial(Knobs(1, 1, 0.3, 2), [1.0, 1.0, 1.0], der=0.065, peak_rss_mb=90.0)
+    fastest, speedup = fastest_keeping_der([stage, batch, coarse])
+    assert fastest is batch  # the coarse step is faster but loses more than 0.01 DER
+    assert speedup == 3.0 / 2.4
+    fastest, speedup = fastest_keeping_der([stage, coarse])
+    assert (fastest, speedup) == (stage, 1.0)  # coarse is faster, outside the DER slack
