@@ -135,14 +135,13 @@ class _Hook:
 
     Every call also hands freed memory back (:func:`pipeline.allocator.give_back`): after
     each batch of either model and at the end of each step. CAM++ embeds one row (a chunk's
-    speaker) at a time, each as long as the speaker's active frames, and glibc reused what
-    one row freed poorly. Traced on a 30 min job with hand-backs at most once a second
-    (every 8 rows), RSS rose 40-75 MB between two of them, more the longer the job ran, and
-    the steps after the embeddings started from wherever the last rise had left it. With
-    one row per batch (models.EMBEDDING_BATCH_SIZE) and a hand-back after each, the job's
-    peak above the model was 136 MB instead of 168-188 MB. A hand-back takes about 2 ms:
-    some 3 % of the stage's time. (Transcribe hands back during speech detection only, see
-    stages/_vad.py: between Whisper's batches, it raised the 30 min peak.)
+    speaker) at a time, each as long as the speaker's active frames, and glibc reuses what
+    one row frees poorly, so RSS rises until the next hand-back, and the steps after the
+    embeddings would start from wherever that left it. With the stage's 32 rows per batch
+    (models.EMBEDDING_BATCH_SIZE) the peak sits about 40 MB above that of one row per
+    batch, at 1 min of audio as at 30 min: it does not grow with the job. (Transcribe
+    hands back during speech detection only, see stages/_vad.py: between Whisper's batches,
+    it raised the 30 min peak.)
     """
 
     _KEPT = ("segmentation", "embeddings")

@@ -29,11 +29,15 @@ T = TypeVar("T")
 #: Size of the reassembled bundled "base" model.bin (checked before it is used).
 BASE_MODEL_BYTES = 145_217_532
 _CACHE_DIR_NAME = "speech-service"
-# Rows (a chunk's speaker) per embedding batch. The offline CAM++ embeds a batch's rows one
-# at a time whatever its size (each is as long as its speaker's active frames), so the size
-# only sets how often pyannote calls the diarize stage's hook, which hands freed memory
-# back: after every row (see stages/diarize.py).
-EMBEDDING_BATCH_SIZE = 1
+# The offline pipeline's batches: the fastest setting that keeps DER in `python -m
+# benchmark diarization` (see docs/performance.md). CAM++ embeds a batch's rows (a chunk's
+# speaker) one at a time whatever its size, so the embedding batch sets how often
+# pyannote calls the diarize stage's hook, which hands freed memory back (see
+# stages/diarize.py), and how many 10 s windows pyannote holds at once: 32 rows were
+# 1.1-1.25 times faster than 1, most of it the hand-backs. 8 segmentation windows were
+# 1.08 times faster than 1 at the same peak; 32 were no faster and doubled the peak.
+EMBEDDING_BATCH_SIZE = 32
+SEGMENTATION_BATCH_SIZE = 8
 #: A wav2vec2 aligner that failed to load is tried again after this long.
 ALIGNER_RETRY_SECONDS = 600.0
 # Offline diarization parameters (tuned on pyannote's sample.wav, see shared notes).
@@ -324,6 +328,7 @@ def _offline_diarization(device: str) -> Any:
         plda=_NoPLDA(),
         clustering="AgglomerativeClustering",
         embedding_batch_size=EMBEDDING_BATCH_SIZE,
+        segmentation_batch_size=SEGMENTATION_BATCH_SIZE,
     )
     pipeline.instantiate(OFFLINE_DIARIZATION_PARAMS)
     return pipeline.to(torch.device(device))

@@ -1,4 +1,5 @@
-"""Model resolution and the one-time reassembly of the bundled Whisper base model."""
+"""Model resolution, the one-time reassembly of the bundled Whisper base model, and the
+offline diarization pipeline's batches."""
 
 from __future__ import annotations
 
@@ -53,6 +54,42 @@ def test_models_are_cached(settings: Settings) -> None:
     first = models.whisper("tiny.en", "cpu")
     assert models.whisper(str(Path(models.whisper_source("tiny.en"))), "cpu") is first
     assert models.diarization(settings) is models.diarization(settings)
+
+
+@pytest.mark.models
+def test_diarization_batches_change_speed_not_results(settings: Settings) -> None:
+    """The offline pipeline's batch sizes were chosen for speed (benchmark diarization):
+    one window and one row per batch must give the same scores, embeddings and speakers."""
+    import numpy as np
+    import torch
+
+    from benchmark.audio import sample_wav
+    from stages import audio
+    from stages.diarize import diarize
+
+    loaded = models.diarization(settings)
+    pipeline = loaded.model
+    assert (pipeline.segmentation_batch_size, pipeline.embedding_batch_size) == (
+        models.SEGMENTATION_BATCH_SIZE, models.EMBEDDING_BATCH_SIZE)
+    samples = torch.from_numpy(audio.load(sample_wav())).unsqueeze(0)
+    runs = []
+    with loaded.lock, torch.inference_mode():
+        try:
+            for sizes in ((models.SEGMENTATION_BATCH_SIZE, models.EMBEDDING_BATCH_SIZE), (1, 1)):
+                pipeline.segmentation_batch_size, pipeline.embedding_batch_size = sizes
+                output, computed = diarize(pipeline, {"waveform": samples, "sample_rate": 16_000},
+                                           {}, lambda *_: None)
+                assert computed is not None
+                runs.append((output, computed))
+        finally:
+            pipeline.segmentation_batch_size = models.SEGMENTATION_BATCH_SIZE
+            pipeline.embedding_batch_size = models.EMBEDDING_BATCH_SIZE
+    (batched, batched_inputs), (single, single_inputs) = runs
+    np.testing.assert_allclose(batched_inputs.segmentations.data,
+                               single_inputs.segmentations.data, atol=1e-5)
+    np.testing.assert_allclose(batched_inputs.embeddings, single_inputs.embeddings, atol=1e-5)
+    assert (list(batched.speaker_diarization.itertracks(yield_label=True))
+            == list(single.speaker_diarization.itertracks(yield_label=True)))
 
 
 def test_out_of_memory_is_transient() -> None:
