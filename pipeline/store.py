@@ -286,9 +286,11 @@ class JobStore:
         (a job id is never used again, so a hash found missing stays missing, and nothing
         here needs to be atomic).
         """
-        now, _ = await self.redis.time()
+        # To the microsecond, as the scripts score the index: whole seconds left a job that
+        # expired during the current second for the next pass.
+        seconds, micros = await self.redis.time()
         ids: list[str] = await self.redis.zrange(  # type: ignore[assignment]
-            self.keys.expiry_index, now, "-inf", desc=True, byscore=True)
+            self.keys.expiry_index, seconds + micros / 1e6, "-inf", desc=True, byscore=True)
         gone: list[str] = []
         for batch in _batches(ids):
             async with self.redis.pipeline(transaction=False) as pipe:
