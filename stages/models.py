@@ -35,7 +35,7 @@ _CACHE_DIR_NAME = "speech-service"
 # pyannote calls the diarize stage's hook, which hands freed memory back (see
 # stages/diarize.py), and how many 10 s windows pyannote holds at once: 32 rows were
 # 1.1-1.25 times faster than 1, most of it the hand-backs. 8 segmentation windows were
-# 1.08 times faster than 1 at the same peak; 32 were no faster and doubled the peak.
+# 1.09 times faster than 1 at the same peak; 32 were no faster and doubled the peak.
 EMBEDDING_BATCH_SIZE = 32
 SEGMENTATION_BATCH_SIZE = 8
 #: A wav2vec2 aligner that failed to load is tried again after this long.

@@ -60,8 +60,9 @@ def test_sliced_front_end_equals_the_whole(features: torch.Tensor, frames: int) 
 
 
 def test_a_batch_embeds_each_row_as_alone() -> None:
-    """So the stage's embedding batch size (which sets how often it hands memory back) changes no
-    result: rows of two speakers, masks of different lengths, one too short to embed."""
+    """So the stage's embedding batch size (which sets how often it hands memory back)
+    changes no result: rows of two speakers, masks of different lengths, one too short to
+    embed."""
     import numpy as np
     import torch
 
