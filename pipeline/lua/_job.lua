@@ -35,13 +35,18 @@ local function set_status(index, status)
   if created then redis.call('ZADD', index .. ':' .. status, created, id) end
 end
 
--- The job's hash expires ttl seconds from now, and the expiry index says when, on the
+-- The expiry index says when the job's hash expires, ttl seconds from now, on the
 -- server's clock like the expiry itself.
-local function expire_job(expiry, ttl)
-  redis.call('EXPIRE', KEYS[1], ttl)
+local function note_expiry(expiry, ttl)
   local now = redis.call('TIME')
   local at = tonumber(now[1]) + tonumber(now[2]) / 1e6 + tonumber(ttl)
   redis.call('ZADD', expiry, at, redis.call('HGET', KEYS[1], 'id'))
+end
+
+-- The job's hash expires ttl seconds from now.
+local function expire_job(expiry, ttl)
+  redis.call('EXPIRE', KEYS[1], ttl)
+  note_expiry(expiry, ttl)
 end
 
 -- A job created with an API key is also in its owner's index ('<jobs index>:owner:<owner>'),

@@ -5,8 +5,8 @@ local h = redis.call('HMGET', KEYS[1], 'id', 'status')
 if not h[1] then return 0 end
 set_status(KEYS[2], h[2])
 index_owner(KEYS[2], KEYS[3])
-local ttl = redis.call('TTL', KEYS[1])
-if ttl > 0 and not redis.call('ZSCORE', KEYS[4], h[1]) then
-  redis.call('ZADD', KEYS[4], tonumber(redis.call('TIME')[1]) + ttl, h[1])
+local ttl_ms = redis.call('PTTL', KEYS[1])
+if ttl_ms > 0 and not redis.call('ZSCORE', KEYS[4], h[1]) then
+  note_expiry(KEYS[4], ttl_ms / 1000)
 end
 return 1
