@@ -78,6 +78,11 @@ def transcribe(ctx: JobContext,
     ctx.progress(0.0, "detecting speech")
     with (loaded.lock, detector.lock, detector.model.reporting(on_speech),
           models.out_of_memory_is_transient()):
+        # whisperx keeps the tokenizer of the language it detected until a transcription
+        # ends, and a later one reuses it instead of detecting: a job stopped midway
+        # (cancelled, failed) would give its language to the next job on this worker.
+        if pipeline.preset_language is None:
+            pipeline.tokenizer = None
         raw = pipeline.transcribe(samples, batch_size=batch_size(ctx.settings),
                                   language=language, task=options.task,
                                   progress_callback=on_chunk)

@@ -96,13 +96,18 @@ class ConversationJob:
 
 
 @pytest.fixture(scope="session")
-def conversation_job(tmp_path_factory: pytest.TempPathFactory, settings: Settings,
-                     decode: DecodeStage, diarize: DiarizeStage,
-                     transcribe: TranscribeStage) -> ConversationJob:
-    """Run once per session: the full diarization is the slow part of the tests using it.
-    Tests must not change its files (copy them into a job of their own instead)."""
+def speech_tools() -> None:
+    """Skips a test that makes speech when espeak-ng or sox is missing."""
     if not (shutil.which("espeak-ng") and shutil.which("sox")):
         pytest.skip("needs espeak-ng and sox (apt-get install espeak-ng sox)")
+
+
+@pytest.fixture(scope="session")
+def conversation_job(tmp_path_factory: pytest.TempPathFactory, settings: Settings,
+                     decode: DecodeStage, diarize: DiarizeStage,
+                     transcribe: TranscribeStage, speech_tools: None) -> ConversationJob:
+    """Run once per session: the full diarization is the slow part of the tests using it.
+    Tests must not change its files (copy them into a job of their own instead)."""
     audio, turns = conversation(tmp_path_factory.mktemp("conversation"))
     ctx, _ = make_context(tmp_path_factory.mktemp("jobs"), audio, settings)
     for stage in (decode, diarize, transcribe):

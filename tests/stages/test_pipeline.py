@@ -9,13 +9,13 @@ from typing import TYPE_CHECKING
 import msgspec
 import pytest
 
-from pipeline.errors import PermanentError
+from pipeline.errors import JobGone, PermanentError
 from pipeline.stage import JobContext, Stage
 from pipeline.types import JobOptions, Result
 from stages import artifacts
 from stages.decode import DecodeStage
 from tests.stages.conftest import SAMPLE_DIR, ConversationJob, MakeContext
-from tests.support.media_gen import encode, tone, write_wav
+from tests.support.media_gen import encode, speak, tone, write_wav
 
 if TYPE_CHECKING:
     from stages.diarize import DiarizeStage
@@ -147,3 +147,30 @@ def test_unknown_model_is_a_permanent_error(tmp_path: Path, make_ctx: MakeContex
     decode.process(ctx)
     with pytest.raises(PermanentError, match="unknown Whisper model 'no-such-model'"):
         transcribe.process(ctx)
+
+
+@pytest.mark.usefixtures("speech_tools")
+def test_a_job_stopped_midway_leaves_its_language_to_no_other(
+        tmp_path: Path, make_ctx: MakeContext, decode: DecodeStage,
+        transcribe: TranscribeStage) -> None:
+    """whisperx keeps the language it detected until a transcription ends: a job stopped
+    while Whisper decodes (cancelled here) must not decide the next job's language."""
+    options = JobOptions(model="base", diarize=False)  # multilingual: detects the language
+    french = speak(tmp_path / "fr.wav", ["-v", "fr"],
+                   "Bonjour à tous, merci d'être venus à la réunion de ce matin.")
+    english = speak(tmp_path / "en.wav", ["-v", "en-us"],
+                    "Good morning everyone, thank you for joining the meeting today.")
+
+    stopped, _ = make_ctx(french, options)
+    decode.process(stopped)
+
+    def cancelled(fraction: float, detail: str | None) -> None:
+        if detail == "transcribing":
+            raise JobGone("cancelled while transcribing")
+
+    stopped.report = cancelled
+    with pytest.raises(JobGone):
+        transcribe.process(stopped)
+
+    ctx, _ = make_ctx(english, options)
+    assert _run([decode, transcribe], ctx).language == "en"

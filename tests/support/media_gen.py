@@ -97,6 +97,15 @@ SCRIPT: list[tuple[str, str]] = [
 _GAP_SECONDS = 1.2
 
 
+def speak(path: Path, voice: list[str], text: str) -> Path:
+    """``text`` spoken by espeak-ng with ``voice`` (its options), as a 16 kHz mono WAV."""
+    raw = path.with_suffix(".raw.wav")
+    subprocess.run(["espeak-ng", *voice, "-w", str(raw), text], check=True)
+    subprocess.run(["sox", str(raw), "-r", str(SAMPLE_RATE), "-c", "1", "-b", "16", str(path)],
+                   check=True)
+    return path
+
+
 def conversation(directory: Path) -> tuple[Path, list[Turn]]:
     """Speak SCRIPT with three espeak-ng voices, join the clips with sox (with a short
     pause between turns) and return the WAV and its reference turns."""
@@ -107,11 +116,7 @@ def conversation(directory: Path) -> tuple[Path, list[Turn]]:
     subprocess.run(["sox", "-n", "-r", str(SAMPLE_RATE), "-c", "1", "-b", "16", str(silence),
                     "trim", "0", str(_GAP_SECONDS)], check=True)
     for i, (speaker, text) in enumerate(SCRIPT):
-        raw = directory / f"line{i}.raw.wav"
-        clip = directory / f"line{i}.wav"
-        subprocess.run(["espeak-ng", *VOICES[speaker], "-w", str(raw), text], check=True)
-        subprocess.run(["sox", str(raw), "-r", str(SAMPLE_RATE), "-c", "1", "-b", "16", str(clip)],
-                       check=True)
+        clip = speak(directory / f"line{i}.wav", VOICES[speaker], text)
         with wave.open(str(clip), "rb") as w:
             seconds = w.getnframes() / w.getframerate()
         turns.append(Turn(t, t + seconds, speaker, text))
