@@ -5,6 +5,7 @@ from __future__ import annotations
 from typing import Any
 
 import stages  # noqa: F401 - sets PYANNOTE_METRICS_ENABLED before pyannote is imported
+from pipeline import allocator
 from pipeline.settings import Settings
 from pipeline.stage import JobContext, Stage
 from pipeline.types import Result, Segment, Word
@@ -72,7 +73,12 @@ def transcribe(ctx: JobContext,
     def on_speech(fraction: float) -> None:
         ctx.progress(_DETECTED * fraction, "detecting speech")
 
+    # Each batch's buffers, freed, stay with glibc at the level of the largest batch so far,
+    # and a long job's batches then peak higher still: hand them back between batches.
+    give_back = allocator.GiveBackEvery()
+
     def on_chunk(percent: float) -> None:
+        give_back()
         ctx.progress(_DETECTED + (_TRANSCRIBED - _DETECTED) * percent / 100, "transcribing")
 
     ctx.progress(0.0, "detecting speech")
