@@ -140,8 +140,7 @@ class _Hook:
     embeddings would start from wherever that left it. With the stage's 32 rows per batch
     (models.EMBEDDING_BATCH_SIZE) the peak sits about 40 MB above that of one row per
     batch, at 1 min of audio as at 30 min: it does not grow with the job. (Transcribe
-    hands back during speech detection only, see stages/_vad.py: between Whisper's batches,
-    it raised the 30 min peak.)
+    hands back during speech detection, see stages/_vad.py, and between Whisper's batches.)
     """
 
     _KEPT = ("segmentation", "embeddings")
