@@ -23,7 +23,8 @@ FULL_SECONDS = (30.0, 60.0, 300.0, 1800.0)
 GROWTH_FROM_SECONDS = 60.0
 WARMUP_SECONDS = 10.0
 # The decoded audio itself, per minute: 16 kHz mono float32 samples, as the models compute
-# on them. The decode stage writes, and the model stages hold, 16-bit samples: half of it.
+# on them. The decode stage writes 16-bit samples, which the model stages read mapped from
+# its file, releasing what they read as they go.
 AUDIO_MB_PER_MIN = 16_000 * 60 * 4 / 1e6
 # Growth is judged only when the longest audio is at least this long (--full). Up to 5 min
 # (the default run), the allowance comes to 15 MB, less than one peak's spread between
@@ -71,10 +72,10 @@ def run(work: Path, procs: Processes, whisper_model: str, full: bool) -> PartRes
         f"growth from X = (peak RSS at {_label(lengths[-1])} - at X) / minutes between them, "
         f"judged from {_label(GROWTH_FROM_SECONDS)}, the shortest audio that fills every "
         "stage's batches (30 s fills half of one of transcribe's); allowance = the decoded "
-        f"audio itself, {AUDIO_MB_PER_MIN:.2f} MB/min (16 kHz mono float32; the stages hold "
-        "16-bit samples, half of it), judged only when the longest audio is "
-        f"{_label(JUDGED_FROM_LONGEST_SECONDS)} (--full): from 1 to 5 min the allowance "
-        "comes to less than one peak's spread between runs. Peaks are reset before each "
+        f"audio itself, {AUDIO_MB_PER_MIN:.2f} MB/min (16 kHz mono float32; the stages read "
+        "the decoded 16-bit file mapped, releasing what they read), judged only when the "
+        f"longest audio is {_label(JUDGED_FROM_LONGEST_SECONDS)} (--full): from 1 to 5 min "
+        "the allowance comes to less than one peak's spread between runs. Peaks are reset before each "
         f"job, after an untimed {WARMUP_SECONDS:.0f} s warm-up job; RTF = processing seconds "
         "/ audio seconds, one process per stage, running its jobs as a worker does (in a "
         "worker thread, handing freed memory back after each)")

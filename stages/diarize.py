@@ -11,6 +11,7 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
+import numpy.typing as npt
 
 import stages  # noqa: F401 - sets PYANNOTE_METRICS_ENABLED before pyannote is imported
 from pipeline import allocator
@@ -38,10 +39,8 @@ class DiarizeStage(Stage):
         import torch
 
         loaded = models.diarization(ctx.settings)
-        # The whole audio stays in memory while pyannote runs: as 16-bit samples if it can.
-        load = audio.load_pcm16 if models.takes_pcm16(loaded.model) else audio.load
-        samples = load(ctx.files.audio)
-        file = {"waveform": torch.from_numpy(samples).unsqueeze(0), "sample_rate": SAMPLE_RATE}
+        waveform, release = _waveform(ctx.files.audio, models.takes_pcm16(loaded.model))
+        file = {"waveform": torch.from_numpy(waveform).unsqueeze(0), "sample_rate": SAMPLE_RATE}
         speakers = speaker_options(ctx.job.options)
         saved_path = clustering_inputs.path(ctx.files)
         origin = provenance(ctx.settings, loaded.model, ctx.files.audio)
@@ -51,7 +50,7 @@ class DiarizeStage(Stage):
         ctx.progress(0.0, "finding speakers" if saved is None else "re-clustering")
         with loaded.lock, torch.inference_mode(), models.out_of_memory_is_transient():
             if saved is None:
-                output, computed = diarize(loaded.model, file, speakers, ctx.progress)
+                output, computed = diarize(loaded.model, file, speakers, ctx.progress, release)
             else:
                 output, computed = recluster(loaded.model, file, saved, speakers), None
         if saved is None:
@@ -67,6 +66,19 @@ class DiarizeStage(Stage):
         else:
             ctx.log.info("found %d speakers in %d turns", len(result.speakers), len(result.turns))
         ctx.progress(1.0, f"{len(result.speakers)} speakers")
+
+
+def _waveform(path: Path, pcm16: bool) -> tuple[npt.NDArray[Any], Callable[[], None]]:
+    """The job's audio for pyannote, and a function that releases what was read of it.
+
+    Mapped 16-bit samples (:meth:`stages.audio.Pcm16Samples.map`) if the pipeline takes
+    them, so that the audio costs the stage only what its models are reading between two
+    releases; else float32 samples, loaded and held for the whole run.
+    """
+    if pcm16:
+        mapped = audio.Pcm16Samples.map(path)
+        return mapped.pcm16, mapped.release
+    return audio.load(path), lambda: None
 
 
 def speaker_options(options: JobOptions) -> dict[str, int | None]:
@@ -92,10 +104,12 @@ def provenance(settings: Settings, pipeline: Any, audio_path: Path) -> clusterin
 
 
 def diarize(pipeline: Any, file: dict[str, Any], speakers: dict[str, int | None],
-            progress: Callable[[float, str | None], None]) -> tuple[Any, ClusteringInputs | None]:
+            progress: Callable[[float, str | None], None],
+            release: Callable[[], None] = lambda: None) -> tuple[Any, ClusteringInputs | None]:
     """A full pyannote run, and what it computed before clustering (None when nobody
-    speaks: pyannote then stops before computing embeddings)."""
-    hook = _Hook(progress)
+    speaks: pyannote then stops before computing embeddings). ``release`` is called after
+    each of its models' batches (see :func:`_waveform`)."""
+    hook = _Hook(progress, release)
     output = pipeline(file, **speakers, hook=hook)
     if "embeddings" not in hook.results:
         return output, None
@@ -133,11 +147,12 @@ class _Hook:
     cancellation), and the results of the steps that re-clustering needs, which pyannote
     hands over as each step finishes.
 
-    Every call also hands freed memory back (:func:`pipeline.allocator.give_back`): after
-    each batch of either model and at the end of each step. CAM++ embeds one row (a chunk's
-    speaker) at a time, each as long as the speaker's active frames, and glibc reuses what
-    one row frees poorly, so RSS rises until the next hand-back, and the steps after the
-    embeddings would start from wherever that left it. With the stage's 32 rows per batch
+    Every call also releases the audio read so far (see :func:`_waveform`) and hands freed
+    memory back (:func:`pipeline.allocator.give_back`): after each batch of either model
+    and at the end of each step. CAM++ embeds one row (a chunk's speaker) at a time, each
+    as long as the speaker's active frames, and glibc reuses what one row frees poorly, so
+    RSS rises until the next hand-back, and the steps after the embeddings would start
+    from wherever that left it. With the stage's 32 rows per batch
     (models.EMBEDDING_BATCH_SIZE) the peak sits about 40 MB above that of one row per
     batch, at 1 min of audio as at 30 min: it does not grow with the job. (Transcribe
     hands back during speech detection, see stages/_vad.py, and between Whisper's batches.)
@@ -145,8 +160,10 @@ class _Hook:
 
     _KEPT = ("segmentation", "embeddings")
 
-    def __init__(self, progress: Callable[[float, str | None], None]) -> None:
+    def __init__(self, progress: Callable[[float, str | None], None],
+                 release: Callable[[], None]) -> None:
         self.progress = progress
+        self.release = release
         self.results: dict[str, Any] = {}
 
     def __call__(self, step: str, artifact: Any, file: Any = None,
@@ -157,6 +174,7 @@ class _Hook:
         elif step in _STEPS and total and completed is not None:
             start, span = _STEPS[step]
             self.progress(start + span * completed / total, step)
+        self.release()
         allocator.give_back()
 
 

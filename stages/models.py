@@ -280,7 +280,8 @@ def _load_diarization(settings: Settings, device: str) -> Any:
 
 def takes_pcm16(pipeline: Any) -> bool:
     """Whether a diarization pipeline loaded here runs on 16-bit samples (see
-    :func:`stages.audio.accept_pcm16`), so that a job's audio is held at half the memory.
+    :func:`stages.audio.accept_pcm16`), so that it can read a job's audio mapped from the
+    decode stage's file (:meth:`stages.audio.Pcm16Samples.map`) instead of loading it.
 
     True with pyannote's own embedding models (the offline CAM++ and the hub's WeSpeaker).
     pyannote's SpeechBrain, NeMo and ONNX embeddings take float32 only.

@@ -39,7 +39,7 @@ class TranscribeStage(Stage):
         models.whisper(settings.whisper_model, settings.device)
 
     def process(self, ctx: JobContext) -> None:
-        samples = audio.Pcm16Samples(audio.load_pcm16(ctx.files.audio))
+        samples = audio.Pcm16Samples.map(ctx.files.audio)
         duration = len(samples) / SAMPLE_RATE
         segments, language = transcribe(ctx, samples)
         transcript = artifacts.Transcript(
@@ -71,6 +71,9 @@ def transcribe(ctx: JobContext,
     detector = models.speech_detector(ctx.settings.device)
 
     def on_speech(fraction: float) -> None:
+        # Speech detection reads the mapped samples directly, not through slices that
+        # release what they read (stages/_vad.py): release it after each of its batches.
+        samples.release()
         ctx.progress(_DETECTED * fraction, "detecting speech")
 
     # Each batch's buffers, freed, stay with glibc at the level of the largest batch so far,
