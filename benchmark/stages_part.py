@@ -75,10 +75,10 @@ def run(work: Path, procs: Processes, whisper_model: str, full: bool) -> PartRes
         f"audio itself, {AUDIO_MB_PER_MIN:.2f} MB/min (16 kHz mono float32; the stages read "
         "the decoded 16-bit file mapped, releasing what they read), judged only when the "
         f"longest audio is {_label(JUDGED_FROM_LONGEST_SECONDS)} (--full): from 1 to 5 min "
-        "the allowance comes to less than one peak's spread between runs. Peaks are reset before each "
-        f"job, after an untimed {WARMUP_SECONDS:.0f} s warm-up job; RTF = processing seconds "
-        "/ audio seconds, one process per stage, running its jobs as a worker does (in a "
-        "worker thread, handing freed memory back after each)")
+        "the allowance comes to less than one peak's spread between runs. Peaks are reset "
+        f"before each job, after an untimed {WARMUP_SECONDS:.0f} s warm-up job; RTF = "
+        "processing seconds / audio seconds, one process per stage, running its jobs as a "
+        "worker does (in a worker thread, handing freed memory back after each)")
     if not full:
         part.notes.append("30 min of audio runs with --full only")
     return part

@@ -107,7 +107,7 @@ def _resident_kb(path: Path) -> int:
 
 @pytest.mark.skipif(not sys.platform.startswith("linux"), reason="reads /proc/self/smaps")
 def test_mapped_samples_read_leave_no_memory_behind(tmp_path: Path) -> None:
-    """The transcribe stage maps a job's audio so that long audio costs it no memory beyond
+    """The model stages map a job's audio so that long audio costs them no memory beyond
     what is being read: reading slices, or all of it and releasing, leaves none resident."""
     frames = np.random.default_rng(10).integers(-32768, 32768, 16_000 * 300).astype(np.int16)
     path = _pcm16_wav(tmp_path / "audio.wav", frames)  # 5 min: 9.6 MB of samples
