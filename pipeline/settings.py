@@ -56,6 +56,12 @@ class Settings(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=
         "pyannote/speaker-diarization-community-1")
     device: Annotated[Literal["auto", "cpu", "cuda", "mps"], _doc(
         "Device for the models: auto picks CUDA, then Apple MPS, then the CPU.")] = "auto"
+    cpu_threads: Annotated[Annotated[int, msgspec.Meta(ge=1)] | None, _doc(
+        "Threads a model stage computes with on the CPU (PyTorch's, and CTranslate2's in "
+        "transcribe). Unset: one per core. Stages on one machine compete for its cores "
+        "when jobs queue: there, 1 on the diarize worker, whose many small parallel steps "
+        "wait for a thread the other stage has taken, nearly doubled the jobs finished "
+        "per minute on 2 cores at the same speed per job (docs/performance.md).")] = None
     max_audio_seconds: Annotated[float, _doc(
         "Longest audio accepted, checked before and during decoding.", gt=0)] = 4 * 3600.0
 

@@ -33,6 +33,7 @@ class DiarizeStage(Stage):
     name = "diarize"
 
     def setup(self, settings: Settings) -> None:
+        models.use_cpu_threads(settings)
         models.diarization(settings)
 
     def process(self, ctx: JobContext) -> None:

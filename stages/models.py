@@ -171,16 +171,28 @@ def whisper_source(name: str) -> str:
     )
 
 
-def whisper(name: str, device_setting: str) -> Loaded[Any]:
+def use_cpu_threads(settings: Settings) -> None:
+    """Have PyTorch compute with CPU_THREADS threads, if set (a process-wide setting: call
+    it when a model stage is set up). Unset, PyTorch keeps its own default, one per core."""
+    if settings.cpu_threads is not None:
+        import torch
+
+        torch.set_num_threads(settings.cpu_threads)
+
+
+def whisper(name: str, device_setting: str, threads: int | None = None) -> Loaded[Any]:
     """The whisperx batched pipeline for Whisper model ``name`` (its ``.model`` is the
-    faster-whisper model, reused for word timestamps)."""
+    faster-whisper model, reused for word timestamps), computing with ``threads`` CPU
+    threads (None: one per core)."""
     device, compute_type = ctranslate2_device(device_setting)
     source = whisper_source(name)
-    return _cached(("whisper", source, device, compute_type),
-                   lambda: _load_whisper(name, source, device, compute_type))
+    threads = threads or os.cpu_count() or 1
+    return _cached(("whisper", source, device, compute_type, str(threads)),
+                   lambda: _load_whisper(name, source, device, compute_type, threads))
 
 
-def _load_whisper(name: str, source: str, device: str, compute_type: str) -> Any:
+def _load_whisper(name: str, source: str, device: str, compute_type: str,
+                  threads: int) -> Any:
     import whisperx
 
     local = Path(source).is_dir()
@@ -188,7 +200,7 @@ def _load_whisper(name: str, source: str, device: str, compute_type: str) -> Any
         return whisperx.load_model(
             source, device=device, compute_type=compute_type,
             vad_model=speech_detector(device).model,
-            local_files_only=local or offline(), threads=os.cpu_count() or 1,
+            local_files_only=local or offline(), threads=threads,
         )
     except PermanentError:
         raise

@@ -36,7 +36,8 @@ class TranscribeStage(Stage):
     name = "transcribe"
 
     def setup(self, settings: Settings) -> None:
-        models.whisper(settings.whisper_model, settings.device)
+        models.use_cpu_threads(settings)
+        models.whisper(settings.whisper_model, settings.device, settings.cpu_threads)
 
     def process(self, ctx: JobContext) -> None:
         samples = audio.Pcm16Samples.map(ctx.files.audio)
@@ -63,7 +64,8 @@ def transcribe(ctx: JobContext,
                samples: audio.Pcm16Samples) -> tuple[list[RawSegment], str | None]:
     """Sentence segments with timed words, and the language spoken (None for silence)."""
     options = ctx.job.options
-    loaded = models.whisper(options.model or ctx.settings.whisper_model, ctx.settings.device)
+    loaded = models.whisper(options.model or ctx.settings.whisper_model, ctx.settings.device,
+                            ctx.settings.cpu_threads)
     pipeline = loaded.model
     # An English-only model can neither detect a language nor translate.
     language = options.language if pipeline.model.model.is_multilingual else "en"

@@ -279,6 +279,8 @@ def test_settings_name_the_bad_variable() -> None:
         Settings.from_env({"MAX_DELIVERIES": "many"})
     with pytest.raises(ConfigError, match="invalid CLAIM_IDLE_SECONDS"):
         Settings.from_env({"CLAIM_IDLE_SECONDS": "0"})
+    with pytest.raises(ConfigError, match="invalid CPU_THREADS"):
+        Settings.from_env({"CPU_THREADS": "0"})
     s = Settings.from_env({"JOB_TTL_SECONDS": "3600", "REDIS_URL": "", "DEVICE": "cpu"})
     assert s.job_ttl_seconds == 3600 and s.redis_url is None and s.device == "cpu"
     assert [row[0] for row in describe()][:3] == ["REDIS_URL", "JOBS_DIR", "JOB_TTL_SECONDS"]

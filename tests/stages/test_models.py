@@ -6,6 +6,7 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
+import msgspec
 import pytest
 
 from pipeline.errors import PermanentError
@@ -54,6 +55,29 @@ def test_models_are_cached(settings: Settings) -> None:
     first = models.whisper("tiny.en", "cpu")
     assert models.whisper(str(Path(models.whisper_source("tiny.en"))), "cpu") is first
     assert models.diarization(settings) is models.diarization(settings)
+
+
+@pytest.mark.models
+def test_cpu_threads_are_what_the_model_stages_compute_with(settings: Settings) -> None:
+    """CPU_THREADS sets PyTorch's threads when a model stage is set up (a process-wide
+    setting), and the Whisper model's own: a model of its own in the cache."""
+    import torch
+
+    from stages.diarize import DiarizeStage
+    from stages.transcribe import TranscribeStage
+
+    default = torch.get_num_threads()
+    one = msgspec.structs.replace(settings, cpu_threads=1, whisper_model="tiny.en")
+    try:
+        for stage in (DiarizeStage(), TranscribeStage()):
+            torch.set_num_threads(default)
+            stage.setup(one)
+            assert torch.get_num_threads() == 1
+        stage.setup(msgspec.structs.replace(one, cpu_threads=None))
+        assert torch.get_num_threads() == 1  # unset: left as it is
+    finally:
+        torch.set_num_threads(default)
+    assert models.whisper("tiny.en", "cpu", 1) is not models.whisper("tiny.en", "cpu")
 
 
 @pytest.mark.models
