@@ -4,7 +4,7 @@ separate processes on one Redis, driven over HTTP."""
 from __future__ import annotations
 
 import time
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
 from pathlib import Path
 
@@ -49,14 +49,18 @@ class Service:
 
 @contextmanager
 def service(procs: Processes, redis_url: str, jobs_dir: Path, whisper_model: str,
+            worker_env: Mapping[str, Mapping[str, str]] | None = None,
             **extra_env: str) -> Iterator[Service]:
+    """The service on ``redis_url``; ``worker_env`` adds variables to one stage's worker
+    (by stage name), ``extra_env`` to every process."""
     port = free_port()
     env = child_env(REDIS_URL=redis_url, JOBS_DIR=str(jobs_dir), KEY_PREFIX="bench",
                     WHISPER_MODEL=whisper_model, DEVICE="cpu", HOST="127.0.0.1",
                     PORT=str(port), LOG_LEVEL="WARNING", **extra_env)
     children = [procs.spawn("gateway", ["-m", "gateway"], env)]
     children += [procs.spawn(f"worker-{stage}", ["-m", "pipeline.worker", stage,
-                                                 "--consumer", f"bench-{stage}"], env)
+                                                 "--consumer", f"bench-{stage}"],
+                             {**env, **(worker_env or {}).get(stage, {})})
                  for stage in _STAGES]
     try:
         wait_http(f"http://127.0.0.1:{port}/health", children[0])
