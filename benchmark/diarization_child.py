@@ -77,9 +77,9 @@ def main(rounds: int) -> None:
     replies = reply_channel()
     import torch
 
-    from pipeline.settings import Settings
+    from stages.settings import Settings
     from stages import audio, models
-    from stages.decode import SAMPLE_RATE
+    from stages.artifacts import SAMPLE_RATE
     from stages.diarize import diarize, to_record
 
     pipeline = models.diarization(Settings.from_env(device="cpu")).model

@@ -16,7 +16,7 @@ import msgspec
 
 from benchmark.channel import reply_channel
 from benchmark.jobs import context, new_job
-from pipeline.settings import Settings
+from stages.settings import Settings
 
 
 class Request(msgspec.Struct):

@@ -21,7 +21,7 @@ from benchmark.direct import Reply, Request
 from benchmark.procs import Processes, child_env
 from benchmark.report import PartResult
 from benchmark.service import Service, service
-from pipeline.files import JobFiles
+from stages.artifacts import Files
 
 OVERHEAD_TARGET = 1.10
 THROUGHPUT_TARGET = 1.0
@@ -71,11 +71,11 @@ class Direct:
 
 
 def _result_path(jobs_dir: Path, job_id: str) -> Path:
-    return JobFiles.of(jobs_dir, job_id).result(1)
+    return Files.of(jobs_dir, job_id).result(1)
 
 
 def _diarization_path(jobs_dir: Path, job_id: str) -> Path:
-    return JobFiles.of(jobs_dir, job_id).diarization
+    return Files.of(jobs_dir, job_id).diarization
 
 
 def run(parts: list[str], work: Path, procs: Processes, redis_url: str, whisper_model: str,

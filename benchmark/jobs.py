@@ -8,11 +8,12 @@ import shutil
 from collections.abc import Callable
 from pathlib import Path
 
-from pipeline.files import JobFiles
-from pipeline.settings import Settings
-from pipeline.stage import JobContext
 from pipeline.store import new_job_id
-from pipeline.types import Job, JobOptions, JobStatus, StageRecord
+from pipeline.types import Job, StageRecord
+from stages.artifacts import Files
+from stages.options import JobOptions
+from stages.settings import Settings
+from stages.table import TABLE, Context, JobStatus
 
 _log = logging.getLogger("benchmark")
 
@@ -20,7 +21,7 @@ _log = logging.getLogger("benchmark")
 def new_job(jobs_dir: Path, source: Path | None) -> str:
     """A job folder holding a copy of ``source`` as its upload; returns the job id."""
     job_id = new_job_id()
-    files = JobFiles.of(jobs_dir, job_id)
+    files = Files.of(jobs_dir, job_id)
     files.create()
     if source is not None:
         shutil.copyfile(source, files.input)
@@ -32,14 +33,14 @@ def _nowhere(fraction: float, detail: str | None) -> None:
 
 
 def context(jobs_dir: Path, job_id: str, settings: Settings, options: JobOptions | None = None,
-            report: Callable[[float, str | None], None] = _nowhere) -> JobContext:
+            report: Callable[[float, str | None], None] = _nowhere) -> Context:
     """The context the runtime would give a stage for run 1 of ``job_id``, with progress
     reports going to ``report``."""
     options = options or JobOptions()
-    plan = options.plan()
+    plan = TABLE.plan(options)
     now = "2025-01-01T00:00:00Z"
     job = Job(id=job_id, status=JobStatus.QUEUED, progress=0.0, stage_detail=None,
               error=None, created_at=now, updated_at=now, options=options, plan=plan,
               run=1, stages={name: StageRecord() for name in plan})
-    return JobContext(job=job, files=JobFiles.of(jobs_dir, job_id), settings=settings,
+    return Context(job=job, files=Files.of(jobs_dir, job_id), settings=settings,
                       log=logging.LoggerAdapter(_log, {"job_id": job_id}), report=report)

@@ -14,13 +14,13 @@ from typing import Any, cast
 
 import redis
 
-from pipeline.settings import Settings
-from pipeline.stage import JobContext, Stage
+from stages.settings import Settings
+from stages.table import Context, SpeechStage
 
 STARTS = "bench:queue:starts"
 
 
-class NoopDecode(Stage):
+class NoopDecode(SpeechStage):
     name = "decode"
 
     def setup(self, settings: Settings) -> None:
@@ -28,7 +28,7 @@ class NoopDecode(Stage):
             raise RuntimeError("the no-op stage needs REDIS_URL")
         self.redis = redis.Redis.from_url(settings.redis_url)
 
-    def process(self, ctx: JobContext) -> None:
+    def process(self, ctx: Context) -> None:
         started = time.monotonic_ns()
         self.redis.rpush(STARTS, f"{ctx.job_id} {started}")
 

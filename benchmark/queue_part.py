@@ -27,9 +27,10 @@ from benchmark.noop import STARTS
 from benchmark.procs import Processes, child_env
 from benchmark.report import PartResult
 from benchmark.stats import percentile
-from pipeline.settings import Settings
 from pipeline.store import JobStore, new_job_id
-from pipeline.types import JobOptions
+from stages.options import JobOptions
+from stages.settings import Settings
+from stages.table import TABLE
 
 MESSAGES = 1000
 REDIS_P999_MS = 2.0
@@ -81,7 +82,7 @@ async def _measure(procs: Processes, redis_url: str, jobs_dir: Path) -> tuple[li
     raw = procs.spawn("queue-raw", ["-m", "benchmark.noop", redis_url, stream, results], env)
     try:
         await redis.delete(STARTS)
-        through = await _through_worker(JobStore(redis, settings), MESSAGES)
+        through = await _through_worker(JobStore(redis, settings, TABLE), MESSAGES)
         await redis.blpop([results], timeout=30)  # "ready"
         bare = await _raw(redis, stream, results, MESSAGES)
     finally:

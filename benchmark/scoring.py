@@ -7,7 +7,7 @@ from pathlib import Path
 import msgspec
 
 from benchmark.audio import sample_dir
-from pipeline.types import Result, SpeakerTurn
+from stages.types import Result, SpeakerTurn
 
 
 class Diarized(msgspec.Struct):

@@ -12,8 +12,8 @@ import httpx
 
 from benchmark.procs import Processes, child_env, wait_http
 from pipeline.embedded import free_port
+from stages.table import STAGES
 
-_STAGES = ("decode", "diarize", "transcribe")
 
 
 class Service:
@@ -61,7 +61,7 @@ def service(procs: Processes, redis_url: str, jobs_dir: Path, whisper_model: str
     children += [procs.spawn(f"worker-{stage}", ["-m", "pipeline.worker", stage,
                                                  "--consumer", f"bench-{stage}"],
                              {**env, **(worker_env or {}).get(stage, {})})
-                 for stage in _STAGES]
+                 for stage in STAGES]
     try:
         wait_http(f"http://127.0.0.1:{port}/health", children[0])
         with httpx.Client(base_url=f"http://127.0.0.1:{port}", timeout=120) as client:

@@ -20,8 +20,9 @@ from benchmark import memory
 from benchmark.channel import reply_channel
 from benchmark.jobs import context
 from pipeline import allocator
-from pipeline.settings import Settings
-from pipeline.worker import DEFAULT_STAGES, load_stage
+from pipeline.stage import load_stage
+from stages.settings import Settings
+from stages.table import TABLE
 
 
 class Run(msgspec.Struct):
@@ -40,14 +41,16 @@ def main(stage_name: str, jobs_dir: Path, whisper_model: str, warmup: str,
          job_ids: list[str]) -> None:
     replies = reply_channel()
     settings = Settings.from_env(jobs_dir=str(jobs_dir), whisper_model=whisper_model)
-    stage = load_stage(DEFAULT_STAGES[stage_name])
+    spec = TABLE.spec(stage_name)
+    stage = load_stage(spec)
     # As pipeline.runtime runs a stage: in a worker thread (which has its own glibc arena and
-    # OpenMP thread pool), handing freed memory back after every job.
+    # OpenMP thread pool), a model stage handing freed memory back after every job.
     with ThreadPoolExecutor(max_workers=1) as worker:
 
         def process(job_id: str) -> None:
             worker.submit(stage.process, context(jobs_dir, job_id, settings)).result()
-            allocator.give_back()
+            if spec.gives_back_memory:
+                allocator.give_back()
 
         worker.submit(stage.setup, settings).result()
         after_load = memory.rss_mb()

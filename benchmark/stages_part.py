@@ -13,8 +13,8 @@ from benchmark.jobs import new_job
 from benchmark.procs import Processes, child_env
 from benchmark.report import PartResult
 from benchmark.stage_child import Measured
+from stages.table import STAGES
 
-STAGES = ("decode", "diarize", "transcribe")
 DEFAULT_SECONDS = (30.0, 60.0, 300.0)
 FULL_SECONDS = (30.0, 60.0, 300.0, 1800.0)
 # Growth is judged from the shortest audio that fills every stage's batches: transcribe

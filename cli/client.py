@@ -11,7 +11,7 @@ import msgspec
 from rich.console import Console
 from rich.progress import BarColumn, Progress, TaskID, TextColumn
 
-from pipeline.types import STAGES
+from pipeline.types import TERMINAL
 
 #: Seconds one long poll may wait on the server for the job to change.
 POLL_WAIT = 30
@@ -62,13 +62,13 @@ def follow(client: Client, job_id: str) -> dict[str, Any]:
                   console=err) as bars:
         tasks: dict[str, TaskID] = {
             stage: bars.add_task(stage, total=100, detail="")
-            for stage in STAGES if job["stages"][stage]["status"] != "skipped"}
+            for stage, record in job["stages"].items() if record["status"] != "skipped"}
         while True:
             for stage, task in tasks.items():
                 record = job["stages"][stage]
                 bars.update(task, completed=record.get("progress") or 0,
                             detail=record.get("status", ""))
-            if job["status"] in ("completed", "failed", "cancelled"):
+            if job["status"] in TERMINAL:
                 return job
             job = client.status(job_id, wait=POLL_WAIT)
 

@@ -17,13 +17,34 @@ from pipeline.connection import connect
 from pipeline.errors import ConfigError
 from pipeline.keys import LIVE, lane_name
 from pipeline.replay import ReplayReport, replay
-from pipeline.settings import Settings
 from pipeline.store import JobStore
-from pipeline.types import STAGES
+from stages.options import JobOptions
+from stages.settings import Settings
+from stages.table import STAGES, TABLE
+from stages.types import FORMATS
 
-FORMATS = ("json", "srt", "vtt", "txt", "rttm")
-OPTION_FIELDS = ("language", "task", "num_speakers", "min_speakers", "max_speakers", "model",
-                 "diarize")
+
+def add_option_flags(parser: argparse.ArgumentParser) -> None:
+    """A flag per field of JobOptions, with its description as help and its values (a
+    Literal's, or true/false) as choices. The values go to the server as form fields, which
+    it checks in full."""
+    info = msgspec.inspect.type_info(JobOptions)
+    assert isinstance(info, msgspec.inspect.StructType)
+    for field in info.fields:
+        kind, help_text = field.type, None
+        if isinstance(kind, msgspec.inspect.Metadata):
+            help_text = (kind.extra_json_schema or {}).get("description")
+            kind = kind.type
+        if isinstance(kind, msgspec.inspect.UnionType):  # X | None: the flag is optional
+            kind = next(t for t in kind.types if not isinstance(t, msgspec.inspect.NoneType))
+        choices: tuple[str, ...] | None = None
+        if isinstance(kind, msgspec.inspect.LiteralType):
+            choices = tuple(map(str, kind.values))
+        elif isinstance(kind, msgspec.inspect.BoolType):
+            choices = ("true", "false")
+        parser.add_argument(f"--{field.name.replace('_', '-')}", dest=field.name,
+                            choices=choices, help=help_text,
+                            type=int if isinstance(kind, msgspec.inspect.IntType) else str)
 
 
 def parser() -> argparse.ArgumentParser:
@@ -33,7 +54,8 @@ def parser() -> argparse.ArgumentParser:
 
     up = sub.add_parser("up", help="run the whole service on this machine")
     up.add_argument("--workers", default="", metavar="STAGE=N,...",
-                    help="workers per stage, e.g. decode=1,diarize=2,transcribe=2 (default 1 each)")
+                    help=f"workers per stage, e.g. {','.join(f'{s}=2' for s in STAGES)} "
+                    "(default 1 each)")
     up.add_argument("--grace", type=float, default=120.0, metavar="SECONDS",
                     help="how long a worker may take to finish its job on shutdown")
 
@@ -60,8 +82,7 @@ def parser() -> argparse.ArgumentParser:
             c.add_argument("file", type=Path)
             c.add_argument("--wait", action="store_true", help="follow progress, then print "
                            "the result")
-            for option in OPTION_FIELDS:
-                c.add_argument(f"--{option.replace('_', '-')}", dest=option)
+            add_option_flags(c)
         else:
             c.add_argument("job_id")
         if name != "status":
@@ -86,7 +107,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     client = api.Client(args.url, args.api_key)
     try:
         if args.command == "submit":
-            options = {k: getattr(args, k) for k in OPTION_FIELDS if getattr(args, k)}
+            options = {k: getattr(args, k) for k in JobOptions.__struct_fields__
+                       if getattr(args, k)}
             return api.submit(client, args.file, options, args.wait, args.format, args.output)
         if args.command == "status":
             job = client.status(args.job_id)
@@ -112,8 +134,8 @@ def run_replay(args: argparse.Namespace) -> int:
     async def go() -> ReplayReport:
         redis = await connect(settings)
         try:
-            return await replay(JobStore(redis, settings), args.stage, args.start, args.end,
-                                lane=args.lane, dry_run=args.dry_run)
+            return await replay(JobStore(redis, settings, TABLE), args.stage, args.start,
+                                args.end, lane=args.lane, dry_run=args.dry_run)
         finally:
             await redis.aclose()
 

@@ -17,16 +17,16 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 
 from pipeline.embedded import ensure_server, running_server, server_dir, stop_server
-from pipeline.settings import Settings
-from pipeline.types import STAGES, StageName
+from stages.settings import Settings
+from stages.table import STAGES
 
 #: A child that ran at least this long before dying is restarted at once.
 HEALTHY_SECONDS = 30.0
 
 
-def parse_workers(text: str) -> dict[StageName, int]:
+def parse_workers(text: str) -> dict[str, int]:
     """``decode=1,diarize=2`` -> counts per stage; stages not named keep one worker."""
-    counts: dict[StageName, int] = {stage: 1 for stage in STAGES}
+    counts: dict[str, int] = {stage: 1 for stage in STAGES}
     for part in filter(None, (p.strip() for p in text.split(","))):
         name, _, number = part.partition("=")
         if name not in counts or not number.isdigit():
@@ -47,7 +47,7 @@ class Child:
 
 
 class Supervisor:
-    def __init__(self, settings: Settings, workers: Mapping[StageName, int],
+    def __init__(self, settings: Settings, workers: Mapping[str, int],
                  grace_seconds: float) -> None:
         self.settings = settings
         self.grace_seconds = grace_seconds
@@ -131,7 +131,7 @@ class Supervisor:
         print(f"{name:>12} | {line}", flush=True)
 
 
-def up(settings: Settings, workers: Mapping[StageName, int], grace_seconds: float) -> int:
+def up(settings: Settings, workers: Mapping[str, int], grace_seconds: float) -> int:
     started_server = False
     if settings.redis_url is None:
         folder = server_dir(settings.jobs_path)

@@ -9,7 +9,7 @@ import uvicorn
 from gateway.app import create_app
 from pipeline.errors import ConfigError
 from pipeline.logs import setup_logging
-from pipeline.settings import Settings
+from stages.settings import Settings
 
 
 def main() -> None:

@@ -30,15 +30,16 @@ from gateway.jobs import (
 from gateway.metrics import metrics
 from gateway.services import Services, provide_owner, provide_services
 from pipeline.connection import connect
-from pipeline.settings import Settings
 from pipeline.store import JobStore
+from stages.settings import Settings
+from stages.table import TABLE
 
 
 def create_app(settings: Settings) -> Litestar:
     @contextlib.asynccontextmanager
     async def lifespan(app: Litestar) -> AsyncIterator[None]:
         redis = await connect(settings)
-        store = JobStore(redis, settings)
+        store = JobStore(redis, settings, TABLE)
         events = JobEvents(store)
         app.state.services = Services(store=store, settings=settings, events=events)
         tasks = [asyncio.create_task(run_janitor(store)), asyncio.create_task(events.run())]

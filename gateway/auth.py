@@ -10,7 +10,7 @@ from litestar.connection import ASGIConnection
 from litestar.handlers.base import BaseRouteHandler
 
 from gateway.errors import ApiError
-from pipeline.settings import Settings
+from stages.settings import Settings
 
 #: Route handlers with this opt flag are reachable without a key (the health check).
 PUBLIC = "public"

@@ -15,7 +15,7 @@ from collections.abc import Callable, Iterator
 
 from pipeline.connection import CONNECTION_ERRORS, Backoff
 from pipeline.store import JobStore
-from pipeline.types import Job
+from pipeline.types import Job, Options
 
 log = logging.getLogger("gateway.events")
 
@@ -86,7 +86,7 @@ class JobEvents:
 
 
 async def wait_for(events: JobEvents, job_id: str, timeout: float,
-                   done: Callable[[Job | None], bool]) -> Job | None:
+                   done: Callable[[Job[Options] | None], bool]) -> Job[Options] | None:
     """The job once ``done(job)`` holds, or as it is when ``timeout`` seconds have passed."""
     deadline = time.monotonic() + timeout
     with events.watch(job_id) as changed:
@@ -102,18 +102,20 @@ async def wait_for(events: JobEvents, job_id: str, timeout: float,
                 await asyncio.wait_for(changed.wait(), wait)
 
 
-async def next_change(events: JobEvents, job: Job, timeout: float) -> Job | None:
+async def next_change(events: JobEvents, job: Job[Options],
+                      timeout: float) -> Job[Options] | None:
     """The job after its next change (or at once when it can no longer change)."""
     seen = job.updated_at, job.progress, job.status
 
-    def changed(current: Job | None) -> bool:
+    def changed(current: Job[Options] | None) -> bool:
         return (current is None or current.status.terminal
                 or (current.updated_at, current.progress, current.status) != seen)
 
     return await wait_for(events, job.id, timeout, changed)
 
 
-async def until_finished(events: JobEvents, job_id: str, timeout: float) -> Job | None:
+async def until_finished(events: JobEvents, job_id: str,
+                         timeout: float) -> Job[Options] | None:
     """The job once completed, failed or cancelled, or as it is after ``timeout``."""
     return await wait_for(events, job_id, timeout,
                           lambda job: job is None or job.status.terminal)

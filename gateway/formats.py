@@ -3,13 +3,10 @@
 from __future__ import annotations
 
 from collections.abc import Callable
-from typing import Literal
 
 import msgspec
 
-from pipeline.types import Result, Segment
-
-Format = Literal["json", "srt", "vtt", "txt", "rttm"]
+from stages.types import Format, Result, Segment
 
 
 def _timestamp(seconds: float, separator: str) -> str:

@@ -11,7 +11,6 @@ from gateway.auth import PUBLIC
 from gateway.services import Services
 from gateway.streams import StageStats, stage_stats
 from pipeline.connection import CONNECTION_ERRORS
-from pipeline.types import STAGES
 
 log = logging.getLogger("gateway.health")
 
@@ -31,7 +30,7 @@ async def health(services: Services) -> Response[Health]:
     problems: list[str] = []
     try:
         await redis.ping()
-        for stage in STAGES:
+        for stage in services.store.table.names:
             stages[stage] = stats = await stage_stats(services.store, stage)
             if stats.consumers == 0:
                 problems.append(f"no live {stage} worker: start one (stt-worker {stage})")

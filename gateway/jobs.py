@@ -12,25 +12,29 @@ from litestar.params import Parameter
 
 from gateway.errors import ApiError
 from gateway.events import next_change, until_finished
-from gateway.formats import RENDERERS, Format
+from gateway.formats import RENDERERS
 from gateway.models import (
     Deleted,
     JobAccepted,
     JobPage,
     JobView,
     RerunAccepted,
-    RerunRequest,
     job_summary,
     job_view,
 )
 from gateway.services import Services
 from gateway.submit import submit
 from pipeline.store import JobStore, Outcome
-from pipeline.types import Job, JobStatus, Result
+from pipeline.types import Job, Options
+from stages.options import JobOptions
+from stages.table import STAGES, JobStatus
+from stages.types import FORMATS, Format, Result
 
 log = logging.getLogger("gateway.jobs")
 
 MAX_WAIT_SECONDS = 60
+_OPTIONS = ", ".join(JobOptions.__struct_fields__)
+_FORMATS = ", ".join(FORMATS)
 
 
 def _not_found(job_id: str) -> ApiError:
@@ -39,20 +43,20 @@ def _not_found(job_id: str) -> ApiError:
                          "check the id returned by POST /jobs")
 
 
-async def _find(store: JobStore, job_id: str, owner: str | None) -> Job:
+async def _find(store: JobStore, job_id: str, owner: str | None) -> Job[Options]:
     job = await store.get(job_id)
     if job is None or (owner is not None and job.owner != owner):
         raise _not_found(job_id)
     return job
 
 
-async def _result(job: Job) -> Result | None:
+async def _result(job: Job[Options]) -> Result | None:
     if job.status != JobStatus.COMPLETED or not job.result_path:
         return None
     return await _read_result(job, job.result_path)
 
 
-async def _read_result(job: Job, path: str) -> Result | None:
+async def _read_result(job: Job[Options], path: str) -> Result | None:
     try:
         raw = await asyncio.to_thread(lambda: open(path, "rb").read())
     except FileNotFoundError:
@@ -67,17 +71,16 @@ def _location(job_id: str) -> dict[str, str]:
 
 @post("/jobs", status_code=202, request_max_body_size=None,
       summary="Submit audio as a background job",
-      description="multipart/form-data: `file` (the audio) and optional fields language, "
-                  "task, num_speakers, min_speakers, max_speakers, model, diarize. "
+      description=f"multipart/form-data: `file` (the audio) and optional fields {_OPTIONS}. "
                   "Send `Idempotency-Key` to make retries safe.")
 async def create_job(request: Request[Any, Any, Any], services: Services,
                      owner: str | None) -> Response[JobAccepted]:
     settings = services.settings
-    submitted = await submit(request, services.store, owner=owner,
+    submitted = await submit(request, services.store, settings, owner=owner,
                              max_seconds=settings.max_audio_seconds,
                              too_long="split it into shorter files")
     job = await _find(services.store, submitted.job_id, owner)
-    return Response(JobAccepted(job_id=job.id, status=job.status), status_code=202,
+    return Response(JobAccepted(job_id=job.id, status=JobStatus(job.status)), status_code=202,
                     headers=_location(job.id))
 
 
@@ -89,7 +92,7 @@ async def get_job(
         description="Long poll: answer as soon as the job changes, or after this many "
                     "seconds")] = 0,
 ) -> JobView:
-    job: Job | None = await _find(services.store, job_id, owner)
+    job: Job[Options] | None = await _find(services.store, job_id, owner)
     if wait > 0 and job is not None and not job.status.terminal:
         job = await next_change(services.events, job, wait)
     if job is None:
@@ -101,12 +104,12 @@ async def get_job(
 async def get_result(
     job_id: str, services: Services, owner: str | None,
     format: Annotated[Format, Parameter(  # noqa: A002 - the query parameter's public name
-        description="json, srt, vtt, txt or rttm")] = "json",
+        description=_FORMATS)] = "json",
 ) -> Response[str]:
     return await _current_result(await _find(services.store, job_id, owner), format)
 
 
-async def _current_result(job: Job, format: Format) -> Response[str]:  # noqa: A002
+async def _current_result(job: Job[Options], format: Format) -> Response[str]:  # noqa: A002
     if job.status != JobStatus.COMPLETED:
         reason = f" ({job.error})" if job.error else ""
         advice = ("it will not complete; submit the audio again" if job.status.terminal
@@ -115,7 +118,8 @@ async def _current_result(job: Job, format: Format) -> Response[str]:  # noqa: A
     return await _render(job, await _result(job), format)
 
 
-async def _render(job: Job, result: Result | None, format: Format) -> Response[str]:  # noqa: A002
+async def _render(job: Job[Options], result: Result | None,
+                  format: Format) -> Response[str]:  # noqa: A002
     if result is None:
         raise ApiError(410, f"the result of job {job.id} is no longer stored; "
                             "submit the audio again")
@@ -128,7 +132,7 @@ async def _render(job: Job, result: Result | None, format: Format) -> Response[s
 async def get_run_result(
     job_id: str, run: int, services: Services, owner: str | None,
     format: Annotated[Format, Parameter(  # noqa: A002 - the query parameter's public name
-        description="json, srt, vtt, txt or rttm")] = "json",
+        description=_FORMATS)] = "json",
 ) -> Response[str]:
     job = await _find(services.store, job_id, owner)
     if run == job.run:
@@ -143,29 +147,34 @@ async def get_run_result(
 
 @post("/jobs/{job_id:str}/rerun", status_code=202,
       summary="Recompute a finished job from one stage, with changed options",
-      description="from_stage: decode, diarize or transcribe; any option given replaces "
-                  "the job's (e.g. num_speakers re-diarizes without decoding again; model "
-                  "or language re-transcribes without diarizing again). The new run is "
-                  "served by GET /jobs/{id}; earlier runs stay listed under runs.")
-async def rerun_job(job_id: str, data: RerunRequest, services: Services,
+      description=f"A JSON object: `from_stage` ({', '.join(STAGES)}) and any of the job "
+                  f"options ({_OPTIONS}); each option given replaces the job's (e.g. "
+                  "num_speakers re-diarizes without decoding again; model or language "
+                  "re-transcribes without diarizing again). The new run is served by "
+                  "GET /jobs/{id}; earlier runs stay listed under runs.")
+async def rerun_job(job_id: str, data: dict[str, Any], services: Services,
                     owner: str | None) -> Response[RerunAccepted]:
     job = await _find(services.store, job_id, owner)
+    overrides = dict(data)
+    from_stage = overrides.pop("from_stage", None)
+    if not isinstance(from_stage, str):
+        raise ApiError(400, f"cannot rerun job {job_id}: give from_stage, one of "
+                            f"{', '.join(STAGES)}")
     try:
-        outcome = await services.store.rerun(job, data.from_stage, data.overrides())
+        outcome = await services.store.rerun(job, from_stage, overrides)
     except (ValueError, msgspec.ValidationError) as exc:
         raise ApiError(400, f"cannot rerun job {job_id}: {exc}") from None
     if outcome is Outcome.GONE:
         raise _not_found(job_id)
     if outcome is Outcome.EXPIRED:
-        raise ApiError(410, f"the files job {job_id} needs to restart from {data.from_stage} "
+        raise ApiError(410, f"the files job {job_id} needs to restart from {from_stage} "
                             "have expired; rerun it from an earlier stage or submit the audio "
                             "again")
     if outcome is not Outcome.OK:
         state = job.status if outcome is Outcome.RUNNING else "changing"
         raise ApiError(409, f"job {job_id} is still {state}; wait until it has finished "
                             f"(GET /jobs/{job_id}?wait=60), then rerun it")
-    log.info("job=%s rerun %d from %s with %s", job_id, job.run + 1, data.from_stage,
-             data.overrides())
+    log.info("job=%s rerun %d from %s with %s", job_id, job.run + 1, from_stage, overrides)
     return Response(RerunAccepted(job_id=job_id, run=job.run + 1, status=JobStatus.QUEUED),
                     status_code=202, headers=_location(job_id))
 
@@ -206,7 +215,7 @@ async def transcribe(request: Request[Any, Any, Any], services: Services,
                      owner: str | None) -> Response[Any]:
     settings, store = services.settings, services.store
     submitted = await submit(
-        request, store, owner=owner,
+        request, store, settings, owner=owner,
         max_seconds=min(settings.sync_max_seconds, settings.max_audio_seconds),
         too_long="submit it with POST /jobs and poll GET /jobs/{id} instead")
     job = await until_finished(services.events, submitted.job_id,
@@ -220,5 +229,5 @@ async def transcribe(request: Request[Any, Any, Any], services: Services,
                             "check the audio and submit it again")
     log.info("job=%s still %s after %gs: answering 202", job.id, job.status,
              settings.sync_timeout_seconds)
-    return Response(JobAccepted(job_id=job.id, status=job.status), status_code=202,
+    return Response(JobAccepted(job_id=job.id, status=JobStatus(job.status)), status_code=202,
                     headers=_location(job.id))

@@ -19,7 +19,8 @@ from prometheus_client.registry import Collector
 from gateway.services import Services
 from gateway.streams import StageStats, stage_stats
 from pipeline.store import JobStore
-from pipeline.types import STAGES, JobStatus
+from pipeline.types import Status
+from stages.table import JobStatus
 
 #: Completed jobs whose stage durations feed the histogram.
 RECENT_JOBS = 200
@@ -28,7 +29,7 @@ DURATION_BUCKETS = (1.0, 5.0, 15.0, 30.0, 60.0, 120.0, 300.0, 600.0, 1800.0, 360
 
 @dataclass
 class Snapshot:
-    jobs_by_status: dict[JobStatus, int] = field(default_factory=dict)
+    jobs_by_status: dict[Status, int] = field(default_factory=dict)
     stages: dict[str, StageStats] = field(default_factory=dict)
     durations: dict[str, list[float]] = field(default_factory=dict)
 
@@ -45,7 +46,7 @@ async def read_snapshot(store: JobStore) -> Snapshot:
     # Pruning first, so jobs that expired since the janitor's last pass are not counted.
     await store.prune()
     snap.jobs_by_status = await store.count_by_status()
-    for stage in STAGES:
+    for stage in store.table.names:
         snap.stages[stage] = await stage_stats(store, stage)
     recent, _ = await store.list(status=JobStatus.COMPLETED, limit=RECENT_JOBS)
     for job in recent:

@@ -4,7 +4,10 @@ from __future__ import annotations
 
 import msgspec
 
-from pipeline.types import Job, JobOptions, JobStatus, Result, RunRecord, StageName, StageStatus
+from pipeline.types import Job, Options, RunRecord, StageStatus
+from stages.options import JobOptions
+from stages.table import JobStatus
+from stages.types import Result
 
 
 class StageView(msgspec.Struct, frozen=True, kw_only=True):
@@ -21,7 +24,7 @@ class RunView(msgspec.Struct, frozen=True, kw_only=True):
     run: int
     status: JobStatus
     options: JobOptions
-    stages: tuple[StageName, ...]  # the stages this run computed
+    stages: tuple[str, ...]  # the stages this run computed
     error: str | None
     started_at: str
     finished_at: str
@@ -71,51 +74,36 @@ class Deleted(msgspec.Struct, frozen=True, kw_only=True):
     deleted: str
 
 
-class RerunRequest(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=True):
-    """Which stage to recompute from, and the options to change (the rest are kept)."""
-
-    from_stage: StageName
-    language: str | None | msgspec.UnsetType = msgspec.UNSET
-    task: str | msgspec.UnsetType = msgspec.UNSET
-    num_speakers: int | None | msgspec.UnsetType = msgspec.UNSET
-    min_speakers: int | None | msgspec.UnsetType = msgspec.UNSET
-    max_speakers: int | None | msgspec.UnsetType = msgspec.UNSET
-    model: str | None | msgspec.UnsetType = msgspec.UNSET
-    diarize: bool | msgspec.UnsetType = msgspec.UNSET
-
-    def overrides(self) -> dict[str, object]:
-        return {k: v for k, v in msgspec.structs.asdict(self).items()
-                if k != "from_stage" and v is not msgspec.UNSET}
-
-
 class RerunAccepted(msgspec.Struct, frozen=True, kw_only=True):
     job_id: str
     run: int
     status: JobStatus
 
 
-def job_view(job: Job, result: Result | None) -> JobView:
+def job_view(job: Job[Options], result: Result | None) -> JobView:
     return JobView(
-        id=job.id, status=job.status, progress=job.progress, stage_detail=job.stage_detail,
+        id=job.id, status=JobStatus(job.status), progress=job.progress,
+        stage_detail=job.stage_detail,
         result=result, error=job.error, created_at=job.created_at, updated_at=job.updated_at,
         stages={name: StageView(status=r.status, progress=r.progress, started_at=r.started_at,
                                 finished_at=r.finished_at, worker=r.worker)
                 for name, r in job.stages.items()},
-        options=job.options, input_name=job.input_name, run=job.run,
+        options=JobOptions.of(job.options), input_name=job.input_name, run=job.run,
         runs=[run_view(job.id, r) for r in job.runs],
     )
 
 
-def run_view(job_id: str, run: RunRecord) -> RunView:
+def run_view(job_id: str, run: RunRecord[Options]) -> RunView:
     return RunView(
-        run=run.run, status=run.status, options=run.options, stages=run.plan,
+        run=run.run, status=JobStatus(run.status), options=JobOptions.of(run.options),
+        stages=run.plan,
         error=run.error, started_at=run.started_at, finished_at=run.finished_at,
         result_url=(f"/jobs/{job_id}/runs/{run.run}/result" if run.result_path else None),
     )
 
 
-def job_summary(job: Job) -> JobSummary:
-    return JobSummary(id=job.id, status=job.status, progress=job.progress,
+def job_summary(job: Job[Options]) -> JobSummary:
+    return JobSummary(id=job.id, status=JobStatus(job.status), progress=job.progress,
                       stage_detail=job.stage_detail, error=job.error,
                       created_at=job.created_at, updated_at=job.updated_at,
                       input_name=job.input_name)

@@ -9,7 +9,7 @@ from litestar import Request
 from litestar.datastructures import State
 
 from gateway.events import JobEvents
-from pipeline.settings import Settings
+from stages.settings import Settings
 from pipeline.store import JobStore
 
 

@@ -8,9 +8,8 @@ import msgspec
 from redis.asyncio import Redis
 from redis.exceptions import ResponseError
 
-from pipeline.settings import Settings
+from pipeline.runtime import consumer_is_dead
 from pipeline.store import JobStore
-from pipeline.types import StageName
 
 
 class StageStats(msgspec.Struct, frozen=True, kw_only=True):
@@ -18,15 +17,6 @@ class StageStats(msgspec.Struct, frozen=True, kw_only=True):
     pending: int  # delivered to a consumer, not yet acknowledged
     lag: int  # waiting for a consumer
     dead_letters: int
-
-
-def live_idle_limit_ms(settings: Settings) -> float:
-    """A consumer idle longer than this is taken for dead.
-
-    Workers block on reads for at most BLOCK_SECONDS and heartbeat running jobs every
-    quarter of CLAIM_IDLE_SECONDS, so a live one is never idle much longer than either.
-    """
-    return max(3 * settings.claim_idle_seconds, 3 * settings.block_seconds, 30.0) * 1000
 
 
 async def _group_info(redis: Redis, stream: str, group: str) -> dict[str, Any] | None:
@@ -37,15 +27,14 @@ async def _group_info(redis: Redis, stream: str, group: str) -> dict[str, Any] |
     return next((g for g in groups if g["name"] == group), None)
 
 
-async def stage_stats(store: JobStore, stage: StageName) -> StageStats:
+async def stage_stats(store: JobStore, stage: str) -> StageStats:
     redis, keys = store.redis, store.keys
     stream, group = keys.stream(stage), keys.group(stage)
     info = await _group_info(redis, stream, group)
     live = 0
     if info is not None:
-        limit = live_idle_limit_ms(store.settings)
         for consumer in await redis.xinfo_consumers(stream, group):
-            live += consumer["idle"] < limit
+            live += not consumer_is_dead(consumer["idle"], store.settings)
     return StageStats(
         consumers=live,
         pending=int(info["pending"]) if info else 0,

@@ -14,10 +14,10 @@ from litestar import Request
 from gateway.errors import ApiError
 from gateway.uploads import Upload, receive_upload
 from pipeline.errors import PermanentError, QueueFull
-from pipeline.settings import Settings
 from pipeline.store import JobStore, new_job_id
-from pipeline.types import STAGES, JobOptions
 from stages.media import probe
+from stages.options import JobOptions
+from stages.settings import Settings
 
 log = logging.getLogger("gateway.submit")
 
@@ -55,7 +55,7 @@ async def check_backpressure(store: JobStore, settings: Settings) -> None:
     Only a first check: many requests can pass it while their uploads stream. The limit
     itself holds where the job is queued (:meth:`JobStore.create`).
     """
-    lag = await store.queue_lag(STAGES[0], cap=settings.max_queued_jobs)
+    lag = await store.queue_lag(store.table.names[0], cap=settings.max_queued_jobs)
     if lag >= settings.max_queued_jobs:
         raise _busy(QueueFull(lag, settings.max_queued_jobs))
 
@@ -76,14 +76,13 @@ async def _check_audio(upload: Upload, max_seconds: float, too_long: str) -> Non
                             f"of {max_seconds:g} s; {too_long}")
 
 
-async def submit(request: Request[Any, Any, Any], store: JobStore, *, owner: str | None,
-                 max_seconds: float, too_long: str) -> Submitted:
+async def submit(request: Request[Any, Any, Any], store: JobStore, settings: Settings, *,
+                 owner: str | None, max_seconds: float, too_long: str) -> Submitted:
     """Receive, check and store the upload, then create and queue its job.
 
     ``max_seconds`` is the longest audio accepted; ``too_long`` tells the client what to do
     with longer audio.
     """
-    settings = store.settings
     await check_backpressure(store, settings)
     idempotency_key = request.headers.get("idempotency-key") or None
     if idempotency_key is not None and len(idempotency_key) > 200:

@@ -1,5 +1,5 @@
-"""The shared core of the speech pipeline: settings, types, the job store and the stream
-runtime that every stage service and the gateway build on."""
+"""A job pipeline on Redis Streams: settings, types, the job store and the stream runtime
+that an application's stages (declared in its stage table) and front ends build on."""
 
 from pipeline.errors import (
     ConfigError,
@@ -11,45 +11,35 @@ from pipeline.errors import (
 )
 from pipeline.files import JobFiles
 from pipeline.settings import Settings
-from pipeline.stage import JobContext, Stage
+from pipeline.stage import JobContext, Stage, StageSpec, StageTable
 from pipeline.store import JobStore
 from pipeline.types import (
-    STAGES,
     Job,
-    JobOptions,
-    JobStatus,
-    Result,
-    Segment,
-    SpeakerTurn,
-    StageName,
+    Options,
     StageRecord,
     StageStatus,
+    Status,
     StreamMessage,
-    Word,
 )
 
 __all__ = [
-    "STAGES",
     "ConfigError",
     "Job",
     "JobContext",
     "JobFiles",
     "JobGone",
-    "JobOptions",
-    "JobStatus",
     "JobStore",
+    "Options",
     "OwnershipLost",
     "PermanentError",
     "PipelineError",
-    "Result",
-    "Segment",
     "Settings",
-    "SpeakerTurn",
     "Stage",
-    "StageName",
     "StageRecord",
+    "StageSpec",
     "StageStatus",
+    "StageTable",
+    "Status",
     "StreamMessage",
     "TransientError",
-    "Word",
 ]

@@ -4,8 +4,8 @@ and MKL allocate from).
 A model stage's working buffers are large and short-lived, and glibc keeps what they free
 for reuse rather than returning it to the system. How much it keeps depends on where small
 long-lived blocks happened to land between them: after 30 min of audio (before CAM++'s
-front end ran in slices), a diarize worker kept about 280 MB it no longer used, and would
-have kept it while idle.
+front end ran in slices), the worker of the model stage that embeds speakers kept about
+280 MB it no longer used, and would have kept it while idle.
 """
 
 from __future__ import annotations
@@ -37,9 +37,9 @@ def tune() -> None:
 
     MKL's fast memory manager keeps every buffer it ever handed out, and glibc gives each
     allocating thread (PyTorch and CTranslate2 run thread pools) an arena of its own that
-    keeps freed memory. Measured on 5 min of audio with both off: diarize's peak grew
-    16 MB over a 30 s job instead of 100 MB, at the same speed. An operator's own
-    MKL_DISABLE_FAST_MM or MALLOC_ARENA_MAX wins.
+    keeps freed memory. Measured with both off on the model stage that embeds speakers:
+    its peak on 5 min of audio was 16 MB above that on 30 s instead of 100 MB, at the same
+    speed. An operator's own MKL_DISABLE_FAST_MM or MALLOC_ARENA_MAX wins.
     """
     os.environ.setdefault("MKL_DISABLE_FAST_MM", "1")
     if _LIBC is not None and "MALLOC_ARENA_MAX" not in os.environ:

@@ -6,9 +6,6 @@ import hashlib
 import re
 from dataclasses import dataclass
 
-from pipeline.types import StageName
-
-
 #: The lane of ordinary traffic. A replay may run in a lane of its own: its own streams and
 #: consumer groups, served by workers started for that lane, so live jobs never wait for it.
 LIVE = "live"
@@ -34,15 +31,15 @@ class Keys:
         """Pub/sub channel that announces every change of the job (long polls wait on it)."""
         return f"{self.prefix}:events:{job_id}"
 
-    def stream(self, stage: StageName, lane: str = LIVE) -> str:
+    def stream(self, stage: str, lane: str = LIVE) -> str:
         """The stage's work stream in ``lane``."""
         return f"{self.prefix}:stream:{stage}" + ("" if lane == LIVE else f":{lane}")
 
-    def dead_letters(self, stage: StageName) -> str:
+    def dead_letters(self, stage: str) -> str:
         """Entries of the stage's streams that were given up on."""
         return f"{self.prefix}:dead:{stage}"
 
-    def group(self, stage: StageName, lane: str = LIVE) -> str:
+    def group(self, stage: str, lane: str = LIVE) -> str:
         """The consumer group of the stage's workers in ``lane``."""
         return f"{self.prefix}:{stage}" + ("" if lane == LIVE else f":{lane}")
 
@@ -56,13 +53,12 @@ class Keys:
         return f"{self.prefix}:jobs"
 
     def status_index(self, status: str) -> str:
-        """The jobs index's entries of the jobs in ``status``. The job scripts derive this
-        name from the jobs index themselves (pipeline/lua/_job.lua): keep the two alike."""
+        """The jobs index's entries of the jobs in ``status``."""
         return f"{self.jobs_index}:{status}"
 
     def owner_index(self, owner: str) -> str:
-        """The jobs index's entries of the jobs created with one API key (its fingerprint);
-        derived by the job scripts like :meth:`status_index`."""
+        """The jobs index's entries of the jobs created with one API key (its
+        fingerprint)."""
         return f"{self.jobs_index}:owner:{owner}"
 
     @property

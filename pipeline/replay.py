@@ -18,13 +18,12 @@ import msgspec
 
 from pipeline.keys import LIVE
 from pipeline.store import JobStore, Outcome
-from pipeline.types import StageName
 
 _PAGE = 500
 
 
 class ReplayReport(msgspec.Struct, kw_only=True):
-    stage: StageName
+    stage: str
     lane: str
     dry_run: bool
     entries: int = 0
@@ -41,7 +40,7 @@ def stream_bound(text: str) -> str:
     return str(int(moment.timestamp() * 1000))
 
 
-async def replay(store: JobStore, stage: StageName, start: str = "-", end: str = "+", *,
+async def replay(store: JobStore, stage: str, start: str = "-", end: str = "+", *,
                  lane: str = LIVE, dry_run: bool = False) -> ReplayReport:
     report = ReplayReport(stage=stage, lane=lane, dry_run=dry_run)
     start, end = stream_bound(start), stream_bound(end)
@@ -74,7 +73,7 @@ async def replay(store: JobStore, stage: StageName, start: str = "-", end: str =
     return report
 
 
-async def _jobs_in_range(store: JobStore, stage: StageName, start: str, end: str,
+async def _jobs_in_range(store: JobStore, stage: str, start: str, end: str,
                          report: ReplayReport) -> AsyncIterator[str]:
     stream = store.keys.stream(stage)
     while True:

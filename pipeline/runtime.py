@@ -36,9 +36,10 @@ from pipeline.connection import CONNECTION_ERRORS, Backoff
 from pipeline.errors import JobGone, OwnershipLost, PermanentError, TransientError
 from pipeline.keys import LIVE
 from pipeline.logs import job_log
+from pipeline.settings import Settings
 from pipeline.stage import JobContext, Stage
 from pipeline.store import Delivery, JobStore, Outcome
-from pipeline.types import STAGE_JOB_STATUS, Job, StreamMessage
+from pipeline.types import Job, Options, StreamMessage
 
 log = logging.getLogger(__name__)
 
@@ -53,12 +54,24 @@ def default_consumer_name() -> str:
     return f"{socket.gethostname()}-{os.getpid()}-{os.urandom(3).hex()}"
 
 
+def consumer_is_dead(idle_ms: float, settings: Settings) -> bool:
+    """Whether a consumer that has not touched its group for ``idle_ms`` is taken for dead
+    (by the health check, and by the workers that remove such consumers).
+
+    Workers block on reads for at most BLOCK_SECONDS and heartbeat running jobs every
+    quarter of CLAIM_IDLE_SECONDS, so a live one is never idle much longer than either.
+    """
+    limit = max(3 * settings.claim_idle_seconds, 10 * settings.block_seconds, 30.0)
+    return idle_ms > limit * 1000
+
+
 class Worker:
     """Consumes one stage's stream until asked to stop."""
 
-    def __init__(self, stage: Stage, store: JobStore, *, lane: str = LIVE,
+    def __init__(self, stage: Stage[Any, Any, Any], store: JobStore, *, lane: str = LIVE,
                  consumer: str | None = None) -> None:
         self.stage = stage
+        self.spec = store.table.spec(stage.name)
         self.store = store
         self.settings = store.settings
         self.lane = lane
@@ -188,8 +201,7 @@ class Worker:
             jlog.info("skipped: job is %s", "gone" if job is None else job.status)
             await self.store.ack(d)
             return
-        outcome = await self.store.start_stage(d, STAGE_JOB_STATUS[d.stage],
-                                               f"{d.stage} started")
+        outcome = await self.store.start_stage(d, self.spec.running, f"{d.stage} started")
         if outcome is not Outcome.OK:
             jlog.info("skipped: %s", outcome)
             await self.store.ack(d)
@@ -197,7 +209,8 @@ class Worker:
         jlog.info("started (entry %s, delivery %d)", entry_id, deliveries)
         await self._process(d, job, jlog)
 
-    async def _process(self, d: Delivery, job: Job, jlog: logging.LoggerAdapter[Any]) -> None:
+    async def _process(self, d: Delivery, job: Job[Options],
+                       jlog: logging.LoggerAdapter[Any]) -> None:
         files = self.store.files(d.job_id)
         lost = asyncio.Event()
         ctx = JobContext(job=job, files=files, settings=self.settings, log=jlog,
@@ -221,9 +234,10 @@ class Worker:
             return
         finally:
             heartbeat.cancel()
-            # At once rather than in a thread: it takes milliseconds, and an await here
-            # could be cancelled on shutdown.
-            allocator.give_back()
+            if self.spec.gives_back_memory:
+                # At once rather than in a thread: it takes milliseconds, and an await here
+                # could be cancelled on shutdown.
+                allocator.give_back()
         outcome = await self._commit(lambda: self.store.finish(d, job.plan))
         self._retry_backoff.reset()
         self.jobs_done += 1
@@ -231,7 +245,7 @@ class Worker:
         if outcome is Outcome.GONE:
             await self._cleanup_if_gone(d)
 
-    async def _retry_later(self, d: Delivery, job: Job, exc: Exception,
+    async def _retry_later(self, d: Delivery, job: Job[Options], exc: Exception,
                            jlog: logging.LoggerAdapter[Any]) -> None:
         if isinstance(exc, TransientError):
             jlog.warning("transient failure, will retry: %s", exc)
@@ -282,7 +296,8 @@ class Worker:
 
     # -- while a job runs -----------------------------------------------------------------
 
-    def _reporter(self, d: Delivery, job: Job, lost: asyncio.Event) -> Callable[[float, str | None], None]:
+    def _reporter(self, d: Delivery, job: Job[Options],
+                  lost: asyncio.Event) -> Callable[[float, str | None], None]:
         loop = asyncio.get_running_loop()
         last = 0.0
 
@@ -344,11 +359,9 @@ class Worker:
         await redis.xtrim(self.stream, minid=format_id(keep_from), approximate=False)
 
     async def _forget_dead_consumers(self) -> None:
-        limit_ms = 1000 * max(3 * self.settings.claim_idle_seconds,
-                              10 * self.settings.block_seconds)
         for consumer in await self.store.redis.xinfo_consumers(self.stream, self.group):
             name = consumer["name"]
-            if name != self.consumer and consumer["idle"] > limit_ms:
+            if name != self.consumer and consumer_is_dead(consumer["idle"], self.settings):
                 if await self.store.forget_consumer(self.stream, self.group, name):
                     log.info("removed idle consumer %s (nothing pending)", name)
 

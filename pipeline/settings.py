@@ -1,8 +1,12 @@
-"""All configuration, in one typed object read from the environment.
+"""The core's settings, and how any settings object is read from the environment.
 
 Each field is read from the environment variable of the same name in upper case
 (``jobs_dir`` <- ``JOBS_DIR``). The field's description is the documentation: the README's
 configuration table is generated from it and a test keeps the two in step.
+
+An application extends :class:`Settings` with the sections its stages and front ends need,
+into the one settings object its stage table names (``StageTable.settings``): every
+process reads that one object, and ``python -m pipeline.settings`` documents it.
 """
 
 from __future__ import annotations
@@ -10,114 +14,66 @@ from __future__ import annotations
 import os
 from collections.abc import Mapping
 from pathlib import Path
-from typing import Annotated, Any, Literal, get_args, get_type_hints
+from typing import Annotated, Any, Literal, Self, get_args, get_type_hints
 
 import msgspec
 
 from pipeline.errors import ConfigError
 
-def _doc(text: str, **constraints: Any) -> msgspec.Meta:
+
+def doc(text: str, **constraints: Any) -> msgspec.Meta:
+    """A setting's description (the documentation of its variable) and its constraints."""
     meta: msgspec.Meta = msgspec.Meta(description=text, **constraints)
     return meta
 
 
 class Settings(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=True):
-    """Every setting of the gateway, the stage workers and the runtime."""
+    """The settings of the job store and the stream runtime."""
 
     # -- storage -----------------------------------------------------------------------
-    redis_url: Annotated[str | None, _doc(
+    redis_url: Annotated[str | None, doc(
         "Redis connection URL. Unset: an embedded Valkey server is started under JOBS_DIR "
         "(one per JOBS_DIR, shared by every process on the machine).")] = None
-    jobs_dir: Annotated[str, _doc(
+    jobs_dir: Annotated[str, doc(
         "Directory for uploaded audio, stage artifacts and results (shared by all workers).",
         min_length=1)] = "./jobs"
-    job_ttl_seconds: Annotated[int, _doc(
+    job_ttl_seconds: Annotated[int, doc(
         "How long a job, its files and its result are kept after creation, and a dead "
         "letter after it was given up on.", ge=60)] = 86400
-    key_prefix: Annotated[str, _doc(
+    key_prefix: Annotated[str, doc(
         "Prefix of every Redis key and stream this service uses.",
         pattern=r"^[A-Za-z0-9_.-]+$")] = "stt"
-
-    # -- models ------------------------------------------------------------------------
-    whisper_model: Annotated[str, _doc(
-        "Whisper model: a size name (tiny, base, small, medium, large-v3, ...; downloaded "
-        "when online), a local CTranslate2 directory, or the bundled offline models "
-        "`tiny.en` and `base`.", min_length=1)] = "base"
-    whisper_batch_size: Annotated[Annotated[int, msgspec.Meta(ge=1, le=64)] | None, _doc(
-        "Whisper's 30 s chunks decoded together. Unset: 8 on a CUDA GPU; 2 on the CPU, "
-        "where each chunk of a batch holds its own attention matrices in memory (72 MB "
-        "with `base`) and bigger batches gain little speed.")] = None
-    hf_token: Annotated[str | None, _doc(
-        "Hugging Face token. Set: the hub's diarization pipeline (DIARIZATION_MODEL) and "
-        "whisperx's wav2vec2 word aligners are used. Unset: the bundled offline "
-        "diarization pipeline, and words timed by the Whisper model itself.")] = None
-    diarization_model: Annotated[str, _doc(
-        "Hub name of the pyannote pipeline used when HF_TOKEN is set.")] = (
-        "pyannote/speaker-diarization-community-1")
-    device: Annotated[Literal["auto", "cpu", "cuda", "mps"], _doc(
-        "Device for the models: auto picks CUDA, then Apple MPS, then the CPU.")] = "auto"
-    cpu_threads: Annotated[Annotated[int, msgspec.Meta(ge=1)] | None, _doc(
-        "Threads a model stage computes with on the CPU (PyTorch's, and CTranslate2's in "
-        "transcribe). Unset: one per core. Stages on one machine compete for its cores "
-        "when jobs queue: there, 1 on the diarize worker, whose many small parallel steps "
-        "wait for a thread the other stage has taken, nearly doubled the jobs finished "
-        "per minute on 2 cores at the same speed per job (docs/performance.md).")] = None
-    max_audio_seconds: Annotated[float, _doc(
-        "Longest audio accepted, checked before and during decoding.", gt=0)] = 4 * 3600.0
-
-    # -- gateway -----------------------------------------------------------------------
-    host: Annotated[str, _doc("Address the gateway listens on.")] = "127.0.0.1"
-    port: Annotated[int, _doc("Port the gateway listens on.", ge=0, le=65535)] = 8000
-    max_upload_bytes: Annotated[int, _doc(
-        "Largest upload accepted; larger ones get 413.", ge=1)] = 2 * 1024**3
-    max_queued_jobs: Annotated[int, _doc(
-        "Most jobs that may wait for the decode stage; while that many wait, POST /jobs "
+    max_queued_jobs: Annotated[int, doc(
+        "Most jobs that may wait for the first stage; while that many wait, POST /jobs "
         "answers 503.",
         ge=1)] = 1000
-    sync_timeout_seconds: Annotated[float, _doc(
-        "How long POST /transcribe waits for the result before answering 202.", gt=0)] = 60.0
-    sync_max_seconds: Annotated[float, _doc(
-        "Longest audio POST /transcribe accepts; longer audio goes through /jobs.",
-        gt=0)] = 300.0
-    api_keys: Annotated[str, _doc(
-        "Comma-separated API keys. Set: every endpoint but /health needs "
-        "`Authorization: Bearer <key>` and a job is visible only to the key that made "
-        "it.")] = ""
 
     # -- stream runtime ----------------------------------------------------------------
-    claim_idle_seconds: Annotated[float, _doc(
+    claim_idle_seconds: Annotated[float, doc(
         "A pending entry idle this long belongs to a dead consumer and is reclaimed. "
         "Running jobs heartbeat at a quarter of it, so it need not exceed the longest job.",
         ge=1)] = 60.0
-    max_deliveries: Annotated[int, _doc(
+    max_deliveries: Annotated[int, doc(
         "An entry delivered more often than this goes to the dead-letter stream and its "
         "job fails.", ge=1)] = 3
-    block_seconds: Annotated[float, _doc(
+    block_seconds: Annotated[float, doc(
         "How long one blocking stream read waits for new work.", gt=0, le=60)] = 5.0
-    stream_retention_seconds: Annotated[int, _doc(
+    stream_retention_seconds: Annotated[int, doc(
         "Acknowledged stream entries younger than this are kept for replay.",
         ge=0)] = 86400
-    consumer_name: Annotated[str | None, _doc(
+    consumer_name: Annotated[str | None, doc(
         "Consumer name of a worker in its group. Unset: host name, process id and a "
         "random suffix. Set it to a stable name (e.g. the pod name) so that a restarted "
         "worker resumes its own pending entries at once.")] = None
-    log_level: Annotated[Literal["DEBUG", "INFO", "WARNING", "ERROR"], _doc(
+    log_level: Annotated[Literal["DEBUG", "INFO", "WARNING", "ERROR"], doc(
         "Log level of every process.")] = "INFO"
-
-    def __post_init__(self) -> None:
-        if self.max_upload_bytes < 1024:
-            raise ValueError("MAX_UPLOAD_BYTES must be at least 1024")
 
     @property
     def jobs_path(self) -> Path:
         return Path(self.jobs_dir).resolve()
 
-    @property
-    def api_key_set(self) -> frozenset[str]:
-        return frozenset(k.strip() for k in self.api_keys.split(",") if k.strip())
-
     @classmethod
-    def from_env(cls, environ: Mapping[str, str] | None = None, **overrides: object) -> Settings:
+    def from_env(cls, environ: Mapping[str, str] | None = None, **overrides: object) -> Self:
         """Read every field from ``environ`` (default ``os.environ``); ``overrides`` win.
 
         An empty variable counts as unset. A malformed value raises :class:`ConfigError`
@@ -145,12 +101,14 @@ def _explain(exc: msgspec.ValidationError) -> str:
     return f"invalid settings: {message}"
 
 
-def describe() -> list[tuple[str, str, str]]:
-    """(variable, default, meaning) for every setting, in declaration order."""
-    hints = get_type_hints(Settings, include_extras=True)
-    defaults = dict(zip(Settings.__struct_fields__, Settings.__struct_defaults__))
+def describe(kind: type[Settings] | None = None) -> list[tuple[str, str, str]]:
+    """(variable, default, meaning) for every setting of ``kind`` (default: the one
+    settings object of the application's stage table), in declaration order."""
+    kind = kind or _application_settings()
+    hints = get_type_hints(kind, include_extras=True)
+    defaults = dict(zip(kind.__struct_fields__, kind.__struct_defaults__))
     rows = []
-    for name in Settings.__struct_fields__:
+    for name in kind.__struct_fields__:
         meaning = next(
             (m.description for m in get_args(hints[name])[1:]
              if isinstance(m, msgspec.Meta) and m.description),
@@ -161,12 +119,19 @@ def describe() -> list[tuple[str, str, str]]:
     return rows
 
 
-def markdown_table() -> str:
+def markdown_table(kind: type[Settings] | None = None) -> str:
     """The README's configuration table (``python -m pipeline.settings`` prints it)."""
     lines = ["| Variable | Default | Meaning |", "|---|---|---|"]
-    for name, default, meaning in describe():
+    for name, default, meaning in describe(kind):
         lines.append(f"| `{name}` | {f'`{default}`' if default else '—'} | {meaning} |")
     return "\n".join(lines)
+
+
+def _application_settings() -> type[Settings]:
+    # Imported here: the stage table's module imports this one.
+    from pipeline.stage import load_table
+
+    return load_table().settings
 
 
 if __name__ == "__main__":

@@ -1,7 +1,10 @@
-"""What a stage is: a name and the work. The runtime (:mod:`pipeline.runtime`) does the rest.
+"""What a stage is: its spec in the application's stage table, and its work. The runtime
+(:mod:`pipeline.runtime`) does the rest.
 
-A stage's :meth:`Stage.process` runs in a worker thread, so it may block on model calls.
-It reads its inputs from, and writes its outputs to, the job's files
+An application declares its stages in one :class:`StageTable`, a :class:`StageSpec` per
+stage in pipeline order; the job store, the runtime and the worker derive everything about
+stages from it. A stage's :meth:`Stage.process` runs in a worker thread, so it may block on
+model calls. It reads its inputs from, and writes its outputs to, the job's files
 (:class:`pipeline.files.JobFiles`); the runtime records the stage as done and hands the job
 to the next stage of the job's plan in one atomic step once ``process`` returns.
 """
@@ -9,23 +12,31 @@ to the next stage of the job's plan in one atomic step once ``process`` returns.
 from __future__ import annotations
 
 import abc
+import importlib
 import logging
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import ClassVar
+from typing import Any, ClassVar, Generic, TypeVar
 
 from pipeline.files import JobFiles
 from pipeline.settings import Settings
-from pipeline.types import Job, StageName
+from pipeline.types import CORE_STATUSES, Job, O, Options, Status
+
+S = TypeVar("S", bound=Settings)
+F = TypeVar("F", bound=JobFiles)
+
+#: The stage table that ``stt-worker`` and ``python -m pipeline.settings`` use.
+APPLICATION_TABLE = "stages.table:TABLE"
 
 
 @dataclass
-class JobContext:
-    """Everything a stage gets to work on one job."""
+class JobContext(Generic[S, O, F]):
+    """Everything a stage gets to work on one job. The types are the stage table's: its
+    settings object, its options and its job files."""
 
-    job: Job
-    files: JobFiles
-    settings: Settings
+    job: Job[O]
+    files: F
+    settings: S
     log: logging.LoggerAdapter[logging.Logger]
     # Set by the runtime: records progress and raises JobGone / OwnershipLost when the job
     # was cancelled or claimed by another worker, which stops the stage at that point.
@@ -45,14 +56,127 @@ class JobContext:
         self.report(min(max(float(fraction), 0.0), 1.0), detail)
 
 
-class Stage(abc.ABC):
-    """One step of the pipeline. Subclasses set ``name`` and implement :meth:`process`."""
+class Stage(abc.ABC, Generic[S, O, F]):
+    """One step of the pipeline. Subclasses set ``name`` (their spec's) and implement
+    :meth:`process`."""
 
-    name: ClassVar[StageName]
+    name: ClassVar[str]
 
-    def setup(self, settings: Settings) -> None:  # noqa: B027 - optional hook
+    def setup(self, settings: S) -> None:  # noqa: B027 - optional hook
         """Load what the stage needs once per worker process (models), before any job."""
 
     @abc.abstractmethod
-    def process(self, ctx: JobContext) -> None:
+    def process(self, ctx: JobContext[S, O, F]) -> None:
         """Do the stage's work for ``ctx.job``. Raise PermanentError for bad input."""
+
+
+def _always(options: Options) -> bool:
+    return True
+
+
+@dataclass(frozen=True, kw_only=True)
+class StageSpec(Generic[O]):
+    """Everything the core knows of one stage."""
+
+    name: str  # its streams and consumer groups are named after it
+    stage: str  # its Stage class as "module:Class", imported only by its own workers
+    running: Status  # the job's status while the stage has it
+    weight: float  # its share of a job's overall progress, by typical running time
+    # Artifacts (names in the job's folder, see JobFiles.artifact) it reads and writes.
+    reads: tuple[str, ...] = ()
+    writes: tuple[str, ...] = ()
+    # A model stage: its worker hands the memory a job freed back to the system after
+    # each job (pipeline.allocator.give_back), so that an idle worker holds only its models.
+    gives_back_memory: bool = False
+    # Whether a job with these options runs through the stage (else it is skipped).
+    runs: Callable[[O], bool] = _always
+
+
+@dataclass(frozen=True, kw_only=True)
+class StageTable(Generic[O]):
+    """An application's stages in pipeline order, and the types its jobs are made of."""
+
+    stages: tuple[StageSpec[O], ...]
+    options: type[O]
+    status: type[Status]  # the core statuses and each stage's running status
+    settings: type[Settings] = Settings  # the one settings object every process reads
+    files: type[JobFiles] = JobFiles
+
+    def __post_init__(self) -> None:
+        if len(set(self.names)) != len(self.stages) or not self.stages:
+            raise ValueError(f"stage names must be unique and present: {self.names}")
+        statuses = {s.value for s in self.status}
+        expected = {*CORE_STATUSES, *(spec.running.value for spec in self.stages)}
+        if statuses != expected:
+            raise ValueError(f"{self.status.__name__} must be exactly {sorted(expected)}")
+
+    @property
+    def names(self) -> tuple[str, ...]:
+        return tuple(spec.name for spec in self.stages)
+
+    def spec(self, name: str) -> StageSpec[O]:
+        for spec in self.stages:
+            if spec.name == name:
+                return spec
+        raise ValueError(f"no stage {name!r}: the stages are {', '.join(self.names)}")
+
+    def plan(self, options: O) -> tuple[str, ...]:
+        """The stages a fresh job with these options runs through, in order."""
+        return tuple(spec.name for spec in self.stages if spec.runs(options))
+
+    def rerun_plan(self, from_stage: str, options: O, before: O) -> tuple[str, ...]:
+        """The stages a rerun from ``from_stage`` with ``options`` runs through, when the
+        job's previous run had the options ``before``. Raises ValueError (a readable reason)
+        when the rerun cannot start there."""
+        full = self.plan(options)
+        if from_stage not in full:
+            self.spec(from_stage)  # an unknown name says so
+            raise ValueError(f"{from_stage} is not part of this job with these options")
+        plan = full[full.index(from_stage):]
+        ran = self.plan(before)
+        for skipped in full[:full.index(from_stage)]:
+            if skipped not in ran:
+                raise ValueError(f"the job's last run skipped {skipped}: rerun it from "
+                                 f"{skipped} first")
+        return plan
+
+    def needs(self, stage: str, options: O) -> tuple[str, ...]:
+        """The artifacts a run of a job with ``options`` that starts at ``stage`` needs:
+        what the stage reads that the job's upload or one of its planned stages provides
+        (an artifact of a stage the options skip is not read)."""
+        plan = self.plan(options)
+        writers = {name: spec.name for spec in self.stages for name in spec.writes}
+        return tuple(name for name in self.spec(stage).reads
+                     if name not in writers or writers[name] in plan)
+
+    def progress(self, plan: tuple[str, ...], stage: str, fraction: float) -> float:
+        """The job's progress in percent when ``stage`` of ``plan`` is ``fraction`` done."""
+        weight = {spec.name: spec.weight for spec in self.stages}
+        total = sum(weight[s] for s in plan)
+        before = sum(weight[s] for s in plan[: plan.index(stage)])
+        return round(100.0 * (before + weight[stage] * fraction) / total, 1)
+
+
+def load(path: str) -> Any:
+    """The object an import path (``module:name``) names."""
+    module, _, name = path.partition(":")
+    return getattr(importlib.import_module(module), name)
+
+
+def load_table(path: str = APPLICATION_TABLE) -> StageTable[Any]:
+    table = load(path)
+    if not isinstance(table, StageTable):
+        raise TypeError(f"{path} is not a StageTable")
+    return table
+
+
+def load_stage(spec: StageSpec[Any], path: str | None = None) -> Stage[Any, Any, Any]:
+    """A new instance of the spec's Stage class (or of the class ``path`` names)."""
+    path = path or spec.stage
+    cls = load(path)
+    if not (isinstance(cls, type) and issubclass(cls, Stage)):
+        raise TypeError(f"{path} is not a Stage class")
+    if cls.name != spec.name:
+        raise TypeError(f"{path} is the {cls.name} stage, not {spec.name}")
+    stage: Stage[Any, Any, Any] = cls()
+    return stage

@@ -5,6 +5,10 @@ completed, failed or cancelled, and belongs to the same run. So a late update fr
 or crashed worker never resurrects a deleted or finished job, progress never moves
 backwards, and the transitions that touch streams (hand-over to the next stage, dead
 letters) happen together with the job update and the acknowledgement, or not at all.
+
+A script takes its arguments as one JSON object and is given every key it touches, so
+that it could run where keys must be declared (a Redis Cluster). The statuses it sets and
+tests come from pipeline.types, written into each script as it is loaded.
 """
 
 from __future__ import annotations
@@ -17,6 +21,8 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from functools import cache
 from importlib import resources
+from pathlib import Path
+from types import GenericAlias
 from typing import Any
 
 import msgspec
@@ -28,20 +34,18 @@ from pipeline.errors import QueueFull
 from pipeline.files import JobFiles, valid_job_id
 from pipeline.keys import LIVE, Keys
 from pipeline.settings import Settings
+from pipeline.stage import StageTable
 from pipeline.types import (
-    STAGE_JOB_STATUS,
-    STAGES,
+    CORE_STATUSES,
+    TERMINAL,
     Job,
-    JobOptions,
-    JobStatus,
+    Options,
     RunRecord,
-    StageName,
     StageRecord,
     StageStatus,
+    Status,
 )
 
-# Share of the overall progress each stage accounts for, by typical running time.
-_STAGE_WEIGHT: dict[StageName, float] = {"decode": 5.0, "diarize": 35.0, "transcribe": 60.0}
 _STAGE_FIELDS = tuple(StageRecord.__struct_fields__)
 # Lua functions every script may call (pipeline/lua/_*.lua).
 _PRELUDES = ("_job", "_queue")
@@ -68,7 +72,7 @@ class Outcome(enum.StrEnum):
 class Delivery:
     """One stream entry as delivered to one consumer."""
 
-    stage: StageName
+    stage: str
     group: str
     consumer: str
     entry_id: str
@@ -86,37 +90,54 @@ def new_job_id() -> str:
     return secrets.token_hex(16)
 
 
-def overall_progress(plan: tuple[StageName, ...], stage: StageName, fraction: float) -> float:
-    """The job's progress in percent when ``stage`` is ``fraction`` done."""
-    total = sum(_STAGE_WEIGHT[s] for s in plan)
-    before = sum(_STAGE_WEIGHT[s] for s in plan[: plan.index(stage)])
-    return round(100.0 * (before + _STAGE_WEIGHT[stage] * fraction) / total, 1)
+def _constants() -> str:
+    """The statuses the scripts set and test, from their one definition in pipeline.types."""
+    status = ", ".join(f"{s} = '{s}'" for s in CORE_STATUSES)
+    terminal = ", ".join(f"{s} = true" for s in sorted(TERMINAL))
+    stage = ", ".join(f"{s.name.lower()} = '{s.value}'" for s in StageStatus)
+    return (f"local STATUS = {{{status}}}\nlocal TERMINAL = {{{terminal}}}\n"
+            f"local STAGE = {{{stage}}}")
 
 
 @cache
 def _lua(name: str) -> str:
     folder = resources.files("pipeline") / "lua"
-    return "\n".join((folder / f"{part}.lua").read_text() for part in (*_PRELUDES, name))
+    return "\n".join([_constants(), *((folder / f"{part}.lua").read_text()
+                                       for part in (*_PRELUDES, name))])
 
 
 class JobStore:
-    """Reads and changes jobs. Safe to share between tasks of one event loop."""
+    """Reads and changes the jobs of one stage table. Safe to share between tasks of one
+    event loop."""
 
-    def __init__(self, redis: Redis, settings: Settings) -> None:
+    def __init__(self, redis: Redis, settings: Settings, table: StageTable[Any]) -> None:
         self.redis = redis
         self.settings = settings
+        self.table = table
         self.keys = Keys(settings.key_prefix)
         self._scripts: dict[str, AsyncScript] = {}
+        # What a job's earlier runs decode as: list[RunRecord[<the table's options>]].
+        self._runs_type = GenericAlias(list, (GenericAlias(RunRecord, (table.options,)),))
 
     def files(self, job_id: str) -> JobFiles:
-        return JobFiles.of(self.settings.jobs_path, job_id)
+        """The job's folder, as the stage table's files type."""
+        return self.table.files.of(self.settings.jobs_path, job_id)
 
-    async def _run(self, name: str, keys: list[str], args: list[Any],
-                   client: Pipeline | None = None) -> Any:
+    async def _run(self, name: str, keys: list[str], args: Mapping[str, object], *,
+                   statuses: bool = False, client: Pipeline | None = None) -> Any:
+        """Run script ``name`` with ``args`` as its one JSON argument. With ``statuses``,
+        every status's index is appended to ``keys`` and ``args["status_keys"]`` says where
+        (a script that changes a job's status must know both indexes, and the one the job
+        leaves is only known from its hash)."""
+        if statuses:
+            index = [self.keys.status_index(s) for s in self.table.status]
+            args = {**args, "status_keys": {s.value: len(keys) + i + 1
+                                            for i, s in enumerate(self.table.status)}}
+            keys = [*keys, *index]
         script = self._scripts.get(name)
         if script is None:
             script = self._scripts[name] = self.redis.register_script(_lua(name))
-        return await script(keys=keys, args=args, client=client)
+        return await script(keys=keys, args=[msgspec.json.encode(args)], client=client)
 
     def _stream_ttl(self, lane: str) -> int:
         """Seconds a stream of ``lane`` is kept after its last entry (0: for good)."""
@@ -127,7 +148,7 @@ class JobStore:
     async def create(
         self,
         job_id: str,
-        options: JobOptions,
+        options: Options,
         *,
         input_name: str | None = None,
         owner: str | None = None,
@@ -140,7 +161,7 @@ class JobStore:
         :class:`QueueFull` when ``MAX_QUEUED_JOBS`` jobs already wait for the first stage:
         checked in the same step, so concurrent requests never queue more.
         """
-        plan = options.plan()
+        plan = self.table.plan(options)
         now = now_iso()
         fields: dict[str, str] = {
             "id": job_id,
@@ -153,10 +174,8 @@ class JobStore:
             "run": "1",
             "run_started_at": now,
             f"{plan[0]}.status": StageStatus.QUEUED,
+            **self._skipped(plan),
         }
-        for stage in STAGES:
-            if stage not in plan:
-                fields[f"{stage}.status"] = StageStatus.SKIPPED
         if input_name is not None:
             fields["input_name"] = input_name
         if owner is not None:
@@ -164,17 +183,20 @@ class JobStore:
         idem_key = self.keys.idempotency(owner or "", idempotency_key or "")
         if idempotency_key:
             fields["idempotency_key"] = idem_key  # so that deleting the job frees it
-        # Microseconds: fine enough that jobs list in the order they were created.
-        created = time.time_ns() // 1000
         limit = self.settings.max_queued_jobs
-        args: list[Any] = [job_id, self.settings.job_ttl_seconds, created,
-                           "1" if idempotency_key else "0", 1, self.keys.group(plan[0]), limit]
-        for key, value in fields.items():
-            args += [key, value]
+        args: dict[str, object] = {
+            "job_id": job_id, "ttl": self.settings.job_ttl_seconds,
+            # Microseconds: fine enough that jobs list in the order they were created.
+            "created": str(time.time_ns() // 1000),
+            "idempotent": bool(idempotency_key), "run": 1,
+            "group": self.keys.group(plan[0]), "limit": limit, "fields": fields}
         keys = [self.keys.job(job_id), self.keys.stream(plan[0]), self.keys.jobs_index, idem_key,
                 self.keys.owners, self.keys.expiry_index]
+        if owner is not None:
+            args["owner_key"] = len(keys) + 1
+            keys.append(self.keys.owner_index(owner))
         for _ in range(2):
-            outcome, existing = await self._run("create", keys, args)
+            outcome, existing = await self._run("create", keys, args, statuses=True)
             if outcome == _QUEUE_FULL:
                 raise QueueFull(int(existing), limit)
             created = outcome == 1
@@ -184,41 +206,46 @@ class JobStore:
             await self.redis.delete(idem_key)
         raise RuntimeError("idempotency key kept pointing at a deleted job")
 
-    async def queue_lag(self, stage: StageName, cap: int | None = None) -> int:
+    def _skipped(self, plan: tuple[str, ...]) -> dict[str, str]:
+        """The stage status fields of the stages a job does not run through."""
+        return {f"{stage}.status": StageStatus.SKIPPED
+                for stage in self.table.names if stage not in plan}
+
+    async def queue_lag(self, stage: str, cap: int | None = None) -> int:
         """Entries of the stage's stream that no worker has been given yet: the jobs waiting
         for it. ``cap`` bounds the counting when the server cannot tell the lag itself."""
-        keys = [self.keys.stream(stage)]
-        return int(await self._run("queue_lag", keys, [self.keys.group(stage), cap or 0]))
+        args = {"group": self.keys.group(stage), "cap": cap or 0}
+        return int(await self._run("queue_lag", [self.keys.stream(stage)], args))
 
-    async def get(self, job_id: str) -> Job | None:
+    async def get(self, job_id: str) -> Job[Options] | None:
         if not valid_job_id(job_id):
             return None
         raw: dict[str, str] = await self.redis.hgetall(self.keys.job(job_id))  # type: ignore[assignment]
-        return _parse_job(raw) if raw else None
+        return self._parse_job(raw) if raw else None
 
-    async def _get_many(self, entries: list[tuple[str, int]]) -> list[Job | None]:
+    async def _get_many(self, entries: list[tuple[str, int]]) -> list[Job[Options] | None]:
         """The jobs of index entries, in one round trip."""
         async with self.redis.pipeline(transaction=False) as pipe:
             for job_id, _ in entries:
                 pipe.hgetall(self.keys.job(job_id))
             raws: list[dict[str, str]] = await pipe.execute()
-        return [_parse_job(raw) if raw else None for raw in raws]
+        return [self._parse_job(raw) if raw else None for raw in raws]
 
     async def list(
         self,
         *,
-        status: JobStatus | None = None,
+        status: Status | None = None,
         owner: str | None = None,
         cursor: str | None = None,
         limit: int = 50,
-    ) -> tuple[list[Job], str | None]:
+    ) -> tuple[list[Job[Options]], str | None]:
         """Jobs newest first (by creation time), starting after ``cursor``.
 
         Returns the page and the cursor of the next page (None at the end). A cursor is the
         creation time and id of the last job seen, so jobs created meanwhile never shift
         the pages. Only the index of ``owner``, or else of ``status``, is read.
         """
-        jobs: list[Job] = []
+        jobs: list[Job[Options]] = []
         after = _parse_cursor(cursor)
         if owner is not None:
             index = self.keys.owner_index(owner)
@@ -249,17 +276,17 @@ class JobStore:
                     break
         return jobs, f"{after[0]}-{after[1]}" if after else None
 
-    async def count_by_status(self) -> dict[JobStatus, int]:
+    async def count_by_status(self) -> dict[Status, int]:
         """How many jobs are in each status (expired ones included until :meth:`prune`)."""
         async with self.redis.pipeline(transaction=False) as pipe:
-            for status in JobStatus:
+            for status in self.table.status:
                 pipe.zcard(self.keys.status_index(status))
             counts = await pipe.execute()
-        return dict(zip(JobStatus, map(int, counts), strict=True))
+        return dict(zip(self.table.status, map(int, counts), strict=True))
 
     async def cancel(self, job_id: str) -> Outcome:
         keys = [self.keys.job(job_id), self.keys.events(job_id), self.keys.jobs_index]
-        return Outcome(await self._run("cancel", keys, [now_iso()]))
+        return Outcome(await self._run("cancel", keys, {"now": now_iso()}, statuses=True))
 
     async def delete(self, job_id: str) -> bool:
         """Cancel the job wherever it is, then remove its hash, index entry and files.
@@ -271,11 +298,20 @@ class JobStore:
         if not valid_job_id(job_id):
             return False
         await self.cancel(job_id)
-        idem_key: str | None = await self.redis.hget(  # type: ignore[assignment]
-            self.keys.job(job_id), "idempotency_key")
+        # Neither changes once the job exists, so reading them first is safe.
+        owner: str | None
+        idem_key: str | None
+        owner, idem_key = await self.redis.hmget(  # type: ignore[assignment]
+            self.keys.job(job_id), ["owner", "idempotency_key"])
         keys = [self.keys.job(job_id), self.keys.events(job_id), self.keys.jobs_index,
-                self.keys.expiry_index, *([idem_key] if idem_key else [])]
-        removed = await self._run("delete", keys, [])
+                self.keys.expiry_index]
+        args: dict[str, object] = {}
+        for name, key in (("owner_key", owner and self.keys.owner_index(owner)),
+                          ("idempotency_key", idem_key)):
+            if key:
+                args[name] = len(keys) + 1
+                keys.append(key)
+        removed = await self._run("delete", keys, args, statuses=True)
         self.files(job_id).remove()
         return bool(removed)
 
@@ -300,7 +336,8 @@ class JobStore:
             gone += [job_id for job_id, exists in zip(batch, found, strict=True) if not exists]
         owners: set[str] = await self.redis.smembers(self.keys.owners)  # type: ignore[assignment]
         indexes = [self.keys.jobs_index, self.keys.expiry_index,
-                   *map(self.keys.status_index, JobStatus), *map(self.keys.owner_index, owners)]
+                   *map(self.keys.status_index, self.table.status),
+                   *map(self.keys.owner_index, owners)]
         for batch in _batches(gone):
             async with self.redis.pipeline(transaction=False) as pipe:
                 for index in indexes:
@@ -320,81 +357,93 @@ class JobStore:
             return
         ids: list[str] = await self.redis.zrange(self.keys.jobs_index, 0, -1)  # type: ignore[assignment]
         for batch in _batches(ids):
+            # A job's owner never changes: read first, it names the owner's index.
             async with self.redis.pipeline(transaction=False) as pipe:
                 for job_id in batch:
+                    pipe.hget(self.keys.job(job_id), "owner")
+                owners: list[str | None] = await pipe.execute()
+            async with self.redis.pipeline(transaction=False) as pipe:
+                for job_id, owner in zip(batch, owners, strict=True):
                     keys = [self.keys.job(job_id), self.keys.jobs_index, self.keys.owners,
                             self.keys.expiry_index]
-                    await self._run("index_job", keys, [], client=pipe)
+                    args: dict[str, object] = {}
+                    if owner:
+                        args["owner_key"] = len(keys) + 1
+                        keys.append(self.keys.owner_index(owner))
+                    await self._run("index_job", keys, args, statuses=True, client=pipe)
                 await pipe.execute()
         await self.redis.sadd(self.keys.migrations, _JOB_INDEXES)
 
-    async def rerun(self, job: Job, from_stage: StageName,
+    async def rerun(self, job: Job[Options], from_stage: str,
                     overrides: Mapping[str, Any] | None = None, *,
                     lane: str = LIVE) -> Outcome:
         """Start run ``job.run + 1`` of a finished job from ``from_stage``, reusing the
         artifacts of the stages before it, with ``overrides`` applied to its options.
 
-        Raises ValueError (a readable reason) for options that do not fit. Returns OK, or
-        GONE, RUNNING, STALE (someone else changed the job first) or EXPIRED.
+        Raises ValueError (a readable reason) for options that do not fit, or a stage the
+        job cannot restart from. Returns OK, or GONE, RUNNING, STALE (someone else changed
+        the job first) or EXPIRED.
         """
         if not job.status.terminal:
             return Outcome.RUNNING
         options = msgspec.convert({**msgspec.to_builtins(job.options), **(overrides or {})},
-                                  JobOptions)
-        full_plan = options.plan()
-        if from_stage not in full_plan:
-            raise ValueError(f"{from_stage} is not part of this job (diarize is off)")
-        plan = full_plan[full_plan.index(from_stage):]
-        if from_stage == "transcribe" and options.diarize and not job.options.diarize:
-            raise ValueError("this job was not diarized: rerun it from diarize to add speakers")
-        if not self.files(job.id).has_inputs_for(plan, options.diarize):
+                                  self.table.options)
+        plan = self.table.rerun_plan(from_stage, options, job.options)
+        files = self.files(job.id)
+        if not all(files.artifact(name).exists() for name in self.table.needs(from_stage, options)):
             gone = not await self.redis.exists(self.keys.job(job.id))
             return Outcome.GONE if gone else Outcome.EXPIRED
         now = now_iso()
-        earlier = RunRecord(run=job.run, options=job.options, plan=job.plan,
-                            status=job.status, error=job.error, result_path=job.result_path,
-                            started_at=job.run_started_at or job.created_at,
-                            finished_at=job.updated_at)
+        earlier = RunRecord(
+            run=job.run, options=job.options, plan=job.plan, status=job.status,
+            error=job.error, started_at=job.run_started_at or job.created_at,
+            finished_at=job.updated_at,
+            result_path=_stored(files, job.result_path))
         fields: dict[str, str] = {
             "run": str(job.run + 1), "run_started_at": now, "updated_at": now,
             "progress": "0", "lane": lane,
             "stage_detail": f"queued for {from_stage}",
             "options": msgspec.json.encode(options).decode(),
             "plan": msgspec.json.encode(plan).decode(),
-            "runs": msgspec.json.encode([*job.runs, earlier]).decode(),
+            "runs": msgspec.json.encode([
+                *(msgspec.structs.replace(r, result_path=_stored(files, r.result_path))
+                  for r in job.runs), earlier]).decode(),
             f"{from_stage}.status": StageStatus.QUEUED,
+            **self._skipped(self.table.plan(options)),
         }
-        for stage in STAGES:
-            if stage not in full_plan:
-                fields[f"{stage}.status"] = StageStatus.SKIPPED
         stale = ["error", "result_path"] + [f"{s}.{f}" for s in plan for f in _STAGE_FIELDS]
-        stale = [f for f in stale if f not in fields]
-        args: list[Any] = [job.run, job.run + 1, self.settings.job_ttl_seconds,
-                           self._stream_ttl(lane), len(stale), *stale]
-        for key, value in fields.items():
-            args += [key, value]
+        args = {"job_id": job.id, "expected_run": job.run, "run": job.run + 1,
+                "ttl": self.settings.job_ttl_seconds, "keep": self._stream_ttl(lane),
+                "stale": [f for f in stale if f not in fields], "fields": fields}
         keys = [self.keys.job(job.id), self.keys.events(job.id),
                 self.keys.stream(from_stage, lane), self.keys.jobs_index,
                 self.keys.expiry_index]
-        return Outcome(await self._run("rerun", keys, args))
+        return Outcome(await self._run("rerun", keys, args, statuses=True))
 
     # -- workers' side --------------------------------------------------------------------
 
-    async def start_stage(self, d: Delivery, job_status: JobStatus, detail: str) -> Outcome:
+    async def start_stage(self, d: Delivery, status: Status, detail: str) -> Outcome:
+        """Record that this consumer started the stage; the job takes ``status`` (the
+        stage's running status)."""
         keys = [self.keys.job(d.job_id), self.keys.events(d.job_id), self.keys.jobs_index]
-        args = [d.stage, d.run, d.consumer, now_iso(), job_status, detail]
-        return Outcome(await self._run("start", keys, args))
+        args = {"stage": d.stage, "run": d.run, "worker": d.consumer, "now": now_iso(),
+                "status": status, "detail": detail}
+        return Outcome(await self._run("start", keys, args, statuses=True))
 
-    async def progress(self, d: Delivery, plan: tuple[StageName, ...], fraction: float,
+    async def progress(self, d: Delivery, plan: tuple[str, ...], fraction: float,
                        detail: str | None, *, error: str | None = None) -> Outcome:
         """Record progress; ``error`` notes why an attempt failed (it will be retried)."""
         keys = [self.keys.job(d.job_id), self.keys.events(d.job_id)]
-        args = [d.stage, d.run, round(100.0 * fraction, 1),
-                overall_progress(plan, d.stage, fraction), detail or "", now_iso(),
-                error or ""]
+        args: dict[str, object] = {
+            "stage": d.stage, "run": d.run, "progress": str(round(100.0 * fraction, 1)),
+            "overall": str(self.table.progress(plan, d.stage, fraction)), "now": now_iso()}
+        if detail:
+            args["detail"] = detail
+        if error:
+            args["error"] = error
         return Outcome(await self._run("progress", keys, args))
 
-    async def finish(self, d: Delivery, plan: tuple[StageName, ...]) -> Outcome:
+    async def finish(self, d: Delivery, plan: tuple[str, ...]) -> Outcome:
         """Record the stage as done, queue the next stage of ``plan`` (or complete the
         job) and acknowledge the entry, atomically."""
         position = plan.index(d.stage)
@@ -402,12 +451,17 @@ class JobStore:
         keys = [self.keys.job(d.job_id), self.keys.events(d.job_id),
                 self.keys.stream(d.stage, d.lane), self.keys.stream(nxt or d.stage, d.lane),
                 self.keys.jobs_index]
-        args = [d.group, d.consumer, d.entry_id, d.stage, d.run, now_iso(), nxt or "",
-                STAGE_JOB_STATUS[nxt] if nxt else "",
-                overall_progress(plan, d.stage, 1.0),
-                str(self.files(d.job_id).result(d.run)) if nxt is None else "",
-                self._stream_ttl(d.lane)]
-        return Outcome(await self._run("finish", keys, args))
+        args: dict[str, object] = {
+            "group": d.group, "consumer": d.consumer, "entry_id": d.entry_id,
+            "stage": d.stage, "run": d.run, "now": now_iso(), "job_id": d.job_id,
+            "progress": str(self.table.progress(plan, d.stage, 1.0))}
+        if nxt is None:
+            files = self.files(d.job_id)
+            args["result_path"] = files.stored(files.result(d.run))
+        else:
+            args |= {"next": nxt, "next_status": self.table.spec(nxt).running,
+                     "keep": self._stream_ttl(d.lane)}
+        return Outcome(await self._run("finish", keys, args, statuses=True))
 
     async def fail(self, d: Delivery, reason: str, *, dead_letter: bool = False,
                    deliveries: int = 0) -> Outcome:
@@ -416,9 +470,10 @@ class JobStore:
         keys = [self.keys.job(d.job_id), self.keys.events(d.job_id),
                 self.keys.stream(d.stage, d.lane), self.keys.dead_letters(d.stage),
                 self.keys.jobs_index]
-        args = [d.group, d.consumer, d.entry_id, d.stage, d.run, now_iso(), reason,
-                "1" if dead_letter else "0", deliveries, d.job_id]
-        return Outcome(await self._run("fail", keys, args))
+        args = {"group": d.group, "consumer": d.consumer, "entry_id": d.entry_id,
+                "stage": d.stage, "run": d.run, "now": now_iso(), "reason": reason,
+                "dead_letter": dead_letter, "deliveries": deliveries, "job_id": d.job_id}
+        return Outcome(await self._run("fail", keys, args, statuses=True))
 
     async def ack(self, d: Delivery) -> None:
         """Acknowledge an entry that needs no work (its job is gone, finished or stale)."""
@@ -426,12 +481,44 @@ class JobStore:
 
     async def forget_consumer(self, stream: str, group: str, consumer: str) -> bool:
         """Remove ``consumer`` from ``group`` if, and only if, it has nothing pending."""
-        return bool(await self._run("forget_consumer", [stream], [group, consumer]))
+        args = {"group": group, "consumer": consumer}
+        return bool(await self._run("forget_consumer", [stream], args))
 
     async def heartbeat(self, d: Delivery) -> bool:
         """Keep the entry's idle clock fresh; False when another consumer owns it now."""
-        return bool(await self._run("heartbeat", [self.keys.stream(d.stage, d.lane)],
-                                    [d.group, d.consumer, d.entry_id]))
+        args = {"group": d.group, "consumer": d.consumer, "entry_id": d.entry_id}
+        return bool(await self._run("heartbeat", [self.keys.stream(d.stage, d.lane)], args))
+
+    # -- reading jobs ---------------------------------------------------------------------
+
+    def _parse_job(self, raw: Mapping[str, str]) -> Job[Options]:
+        stages: dict[str, StageRecord] = {}
+        for stage in self.table.names:
+            record = {f: raw[f"{stage}.{f}"] for f in _STAGE_FIELDS if f"{stage}.{f}" in raw}
+            stages[stage] = msgspec.convert(record, StageRecord, strict=False)
+        files = self.files(raw["id"])
+        runs: list[RunRecord[Options]] = msgspec.json.decode(raw.get("runs", "[]"),
+                                                             type=self._runs_type)
+        return Job(
+            id=raw["id"],
+            status=self.table.status(raw["status"]),
+            progress=float(raw.get("progress", 0)),
+            stage_detail=raw.get("stage_detail"),
+            error=raw.get("error"),
+            created_at=raw["created_at"],
+            updated_at=raw["updated_at"],
+            options=msgspec.json.decode(raw["options"], type=self.table.options),
+            plan=msgspec.json.decode(raw["plan"], type=tuple[str, ...]),
+            run=int(raw["run"]),
+            stages=stages,
+            input_name=raw.get("input_name"),
+            owner=raw.get("owner"),
+            result_path=_resolved(files, raw.get("result_path")),
+            run_started_at=raw.get("run_started_at"),
+            lane=raw.get("lane", LIVE),
+            runs=[msgspec.structs.replace(r, result_path=_resolved(files, r.result_path))
+                  for r in runs],
+        )
 
 
 def _batches(items: list[str], size: int = 500) -> Iterator[list[str]]:
@@ -449,27 +536,11 @@ def _parse_cursor(cursor: str | None) -> tuple[int, str] | None:
     return int(score), job_id
 
 
-def _parse_job(raw: Mapping[str, str]) -> Job:
-    stages: dict[StageName, StageRecord] = {}
-    for stage in STAGES:
-        record = {f: raw[f"{stage}.{f}"] for f in _STAGE_FIELDS if f"{stage}.{f}" in raw}
-        stages[stage] = msgspec.convert(record, StageRecord, strict=False)
-    return Job(
-        id=raw["id"],
-        status=JobStatus(raw["status"]),
-        progress=float(raw.get("progress", 0)),
-        stage_detail=raw.get("stage_detail"),
-        error=raw.get("error"),
-        created_at=raw["created_at"],
-        updated_at=raw["updated_at"],
-        options=msgspec.json.decode(raw["options"], type=JobOptions),
-        plan=msgspec.json.decode(raw["plan"], type=tuple[StageName, ...]),
-        run=int(raw["run"]),
-        stages=stages,
-        input_name=raw.get("input_name"),
-        owner=raw.get("owner"),
-        result_path=raw.get("result_path"),
-        run_started_at=raw.get("run_started_at"),
-        lane=raw.get("lane", LIVE),
-        runs=msgspec.json.decode(raw.get("runs", "[]"), type=list[RunRecord]),
-    )
+def _resolved(files: JobFiles, stored: str | None) -> str | None:
+    """A result path as the store keeps it -> the path in this process's JOBS_DIR."""
+    return str(files.resolve(stored)) if stored else None
+
+
+def _stored(files: JobFiles, path: str | None) -> str | None:
+    """The inverse of :func:`_resolved`."""
+    return files.stored(Path(path)) if path else None

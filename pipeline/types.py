@@ -1,38 +1,37 @@
-"""Every message and record the pipeline stores or sends, as msgspec Structs."""
+"""Every message and record the pipeline stores or sends, as msgspec Structs.
+
+The core knows no application. A job's options are an instance of the application's
+:class:`Options` subclass and its status a member of the application's :class:`Status`
+enum; the application's stage table (:class:`pipeline.stage.StageTable`) names both.
+"""
 
 from __future__ import annotations
 
 import enum
-from typing import Annotated, Literal
+from typing import Final, Generic, TypeVar
 
 import msgspec
 
-StageName = Literal["decode", "diarize", "transcribe"]
+# The statuses every job may have, whatever its stages: the application's status enum
+# adds the one each stage shows while it runs. The job scripts get them (and TERMINAL)
+# from here too (see pipeline.store).
+QUEUED: Final = "queued"
+COMPLETED: Final = "completed"
+FAILED: Final = "failed"
+CANCELLED: Final = "cancelled"
+CORE_STATUSES: Final = (QUEUED, COMPLETED, FAILED, CANCELLED)
 
-#: The stages in pipeline order. A job's plan is this order minus the stages it skips.
-STAGES: tuple[StageName, ...] = ("decode", "diarize", "transcribe")
+#: A job in one of these statuses never changes again (but for a rerun).
+TERMINAL: Final = frozenset({COMPLETED, FAILED, CANCELLED})
 
 
-class JobStatus(enum.StrEnum):
-    QUEUED = "queued"
-    DECODING = "decoding"
-    DIARIZING = "diarizing"
-    TRANSCRIBING = "transcribing"
-    COMPLETED = "completed"
-    FAILED = "failed"
-    CANCELLED = "cancelled"
+class Status(enum.StrEnum):
+    """Base of an application's job status enum: the core statuses and the running status
+    of each stage (checked by :class:`pipeline.stage.StageTable`)."""
 
     @property
     def terminal(self) -> bool:
-        return self in (JobStatus.COMPLETED, JobStatus.FAILED, JobStatus.CANCELLED)
-
-
-#: The job status shown while a stage has the job.
-STAGE_JOB_STATUS: dict[StageName, JobStatus] = {
-    "decode": JobStatus.DECODING,
-    "diarize": JobStatus.DIARIZING,
-    "transcribe": JobStatus.TRANSCRIBING,
-}
+        return self.value in TERMINAL
 
 
 class StageStatus(enum.StrEnum):
@@ -44,29 +43,12 @@ class StageStatus(enum.StrEnum):
     SKIPPED = "skipped"  # not in this run's plan
 
 
-Speakers = Annotated[int, msgspec.Meta(ge=1, le=64)]
+class Options(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=True):
+    """Base of what a client may choose per job. The core stores a job's options as JSON
+    and reads none of them: the stage table's specs do."""
 
 
-class JobOptions(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=True):
-    """What a client may choose per job."""
-
-    language: Annotated[str, msgspec.Meta(pattern=r"^[a-z]{2,3}$")] | None = None
-    task: Literal["transcribe", "translate"] = "transcribe"
-    num_speakers: Speakers | None = None
-    min_speakers: Speakers | None = None
-    max_speakers: Speakers | None = None
-    model: Annotated[str, msgspec.Meta(min_length=1, max_length=200)] | None = None
-    diarize: bool = True
-
-    def __post_init__(self) -> None:
-        if self.min_speakers and self.max_speakers and self.min_speakers > self.max_speakers:
-            raise ValueError("min_speakers must not exceed max_speakers")
-        if self.num_speakers and (self.min_speakers or self.max_speakers):
-            raise ValueError("give num_speakers, or min_speakers/max_speakers, not both")
-
-    def plan(self) -> tuple[StageName, ...]:
-        """The stages a fresh job with these options runs through."""
-        return tuple(s for s in STAGES if s != "diarize" or self.diarize)
+O = TypeVar("O", bound=Options)
 
 
 class StageRecord(msgspec.Struct, kw_only=True, omit_defaults=True):
@@ -81,39 +63,42 @@ class StageRecord(msgspec.Struct, kw_only=True, omit_defaults=True):
     error: str | None = None  # why the last attempt failed, while it is being retried
 
 
-class RunRecord(msgspec.Struct, kw_only=True):
+class RunRecord(msgspec.Struct, Generic[O], kw_only=True):
     """An earlier run of a job, kept when the job is rerun."""
 
     run: int
-    options: JobOptions
-    plan: tuple[StageName, ...]
-    status: JobStatus
+    options: O
+    plan: tuple[str, ...]
+    status: str  # the terminal status it ended in
     error: str | None = None
+    # Its result file. Stored relative to the job's folder, so that processes may mount
+    # JOBS_DIR at different paths; the store reads it back as a path under its own
+    # JOBS_DIR (see pipeline.files.JobFiles.resolve).
     result_path: str | None = None
     started_at: str
     finished_at: str
 
 
-class Job(msgspec.Struct, kw_only=True):
+class Job(msgspec.Struct, Generic[O], kw_only=True):
     """A job as read from its hash. Its fields describe the current (latest) run."""
 
     id: str
-    status: JobStatus
+    status: Status
     progress: float
     stage_detail: str | None
     error: str | None
     created_at: str
     updated_at: str
-    options: JobOptions
-    plan: tuple[StageName, ...]
+    options: O
+    plan: tuple[str, ...]
     run: int
-    stages: dict[StageName, StageRecord]
+    stages: dict[str, StageRecord]
     input_name: str | None = None  # the client's file name, for display only
     owner: str | None = None  # fingerprint of the API key that created the job
-    result_path: str | None = None
+    result_path: str | None = None  # as RunRecord.result_path
     run_started_at: str | None = None  # when the current run was queued
     lane: str = "live"  # which streams carry it: the live ones, or a replay's
-    runs: list[RunRecord] = msgspec.field(default_factory=list)  # earlier runs, oldest first
+    runs: list[RunRecord[O]] = msgspec.field(default_factory=list)  # earlier runs, oldest first
 
 
 class StreamMessage(msgspec.Struct, frozen=True, kw_only=True):
@@ -121,34 +106,3 @@ class StreamMessage(msgspec.Struct, frozen=True, kw_only=True):
 
     job_id: str
     run: int = 1
-
-
-class SpeakerTurn(msgspec.Struct, frozen=True):
-    start: float
-    end: float
-    speaker: str
-
-
-class Word(msgspec.Struct, kw_only=True):
-    word: str
-    start: float | None = None
-    end: float | None = None
-    score: float | None = None
-    speaker: str | None = None
-
-
-class Segment(msgspec.Struct, kw_only=True):
-    start: float
-    end: float
-    text: str
-    speaker: str | None = None
-    words: list[Word] = msgspec.field(default_factory=list)
-
-
-class Result(msgspec.Struct, kw_only=True):
-    """The transcript of a completed job."""
-
-    language: str | None
-    duration: float
-    segments: list[Segment]
-    speakers: list[str]

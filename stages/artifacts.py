@@ -1,4 +1,5 @@
-"""The records stages hand each other through the job's files (msgspec JSON).
+"""What the stages hand each other through the job's folder: the decoded audio and the
+records (msgspec JSON), and the names of their files.
 
 Every artifact is written to a temporary file beside its target and renamed over it, so a
 reader never sees half a file and a redelivered stage can simply write it again.
@@ -14,9 +15,37 @@ from typing import IO, TypeVar
 
 import msgspec
 
-from pipeline.types import Segment, SpeakerTurn
+from pipeline.files import JobFiles
+from stages.types import Segment, SpeakerTurn
 
 T = TypeVar("T")
+
+# The decoded audio, written by the decode stage and read by every model stage: a WAV file
+# of mono 16-bit signed PCM at 16 kHz.
+AUDIO = "audio.wav"
+SAMPLE_RATE = 16_000
+CHANNELS = 1
+SAMPLE_WIDTH = 2  # bytes per sample
+# Speaker turns and per-speaker embeddings (written by diarize).
+DIARIZATION = "diarization.json"
+# The transcript before speaker assignment (written by transcribe).
+TRANSCRIPT = "transcript.json"
+
+
+class Files(JobFiles):
+    """A job's folder, with the artifacts of the speech stages."""
+
+    @property
+    def audio(self) -> Path:
+        return self.artifact(AUDIO)
+
+    @property
+    def diarization(self) -> Path:
+        return self.artifact(DIARIZATION)
+
+    @property
+    def transcript(self) -> Path:
+        return self.artifact(TRANSCRIPT)
 
 
 class Diarization(msgspec.Struct, kw_only=True):

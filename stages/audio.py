@@ -1,4 +1,4 @@
-"""The decoded audio (16 kHz mono 16-bit WAV, written by the decode stage) and its samples."""
+"""The decoded audio (see stages.artifacts, written by the decode stage) and its samples."""
 
 from __future__ import annotations
 
@@ -10,7 +10,7 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 import numpy.typing as npt
 
-from stages.decode import SAMPLE_RATE
+from stages.artifacts import CHANNELS, SAMPLE_RATE, SAMPLE_WIDTH
 
 if TYPE_CHECKING:
     import torch
@@ -37,8 +37,10 @@ def load_pcm16(path: Path) -> npt.NDArray[np.int16]:
 
 
 def _check_format(wav: wave.Wave_read, path: Path) -> None:
-    if (wav.getframerate(), wav.getnchannels(), wav.getsampwidth()) != (SAMPLE_RATE, 1, 2):
-        raise ValueError(f"{path} is not 16 kHz mono 16-bit PCM")
+    expected = (SAMPLE_RATE, CHANNELS, SAMPLE_WIDTH)
+    if (wav.getframerate(), wav.getnchannels(), wav.getsampwidth()) != expected:
+        raise ValueError(f"{path} is not {SAMPLE_RATE / 1000:g} kHz mono "
+                         f"{8 * SAMPLE_WIDTH}-bit PCM")
 
 
 def load(path: Path) -> npt.NDArray[np.float32]:

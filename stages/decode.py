@@ -1,4 +1,4 @@
-"""The decode stage: any allowed upload -> 16 kHz mono 16-bit PCM WAV."""
+"""The decode stage: any allowed upload -> the decoded audio (see stages.artifacts)."""
 
 from __future__ import annotations
 
@@ -9,19 +9,21 @@ from pathlib import Path
 import av
 
 from pipeline.errors import PermanentError
-from pipeline.stage import JobContext, Stage
 from stages import media
+from stages.artifacts import CHANNELS, SAMPLE_RATE, SAMPLE_WIDTH
+from stages.table import Context, SpeechStage
 
-SAMPLE_RATE = 16_000
+# PyAV's names for the decoded audio's sample format and channel layout.
+_AV_FORMAT, _AV_LAYOUT = "s16", "mono"
 # Progress is reported every this many seconds of decoded audio (ctx.progress throttles
 # too, but this keeps the per-frame loop free of calls).
 _PROGRESS_EVERY_SECONDS = 5.0
 
 
-class DecodeStage(Stage):
+class DecodeStage(SpeechStage):
     name = "decode"
 
-    def process(self, ctx: JobContext) -> None:
+    def process(self, ctx: Context) -> None:
         limit = ctx.settings.max_audio_seconds
         partial = ctx.files.audio.with_name(ctx.files.audio.name + ".part")
         try:
@@ -35,7 +37,7 @@ class DecodeStage(Stage):
         ctx.progress(1.0, f"decoded {seconds:.0f} s")
 
 
-def decode_to_wav(source: Path, target: Path, max_seconds: float, ctx: JobContext) -> float:
+def decode_to_wav(source: Path, target: Path, max_seconds: float, ctx: Context) -> float:
     """Decode the first audio stream of ``source`` into ``target``; return its duration.
 
     Streams frame by frame, so memory stays constant whatever the input's length.
@@ -48,13 +50,13 @@ def decode_to_wav(source: Path, target: Path, max_seconds: float, ctx: JobContex
             stream.codec_context.name, stream.codec_context.sample_rate,
             stream.codec_context.channels, f"{claimed:.1f}" if claimed else "unknown",
         )
-        resampler = av.AudioResampler(format="s16", layout="mono", rate=SAMPLE_RATE)
+        resampler = av.AudioResampler(format=_AV_FORMAT, layout=_AV_LAYOUT, rate=SAMPLE_RATE)
         max_samples = int(max_seconds * SAMPLE_RATE)
         written = 0
         next_report = _PROGRESS_EVERY_SECONDS * SAMPLE_RATE
         with wave.open(str(target), "wb") as out:
-            out.setnchannels(1)
-            out.setsampwidth(2)
+            out.setnchannels(CHANNELS)
+            out.setsampwidth(SAMPLE_WIDTH)
             out.setframerate(SAMPLE_RATE)
             try:
                 for frame in container.decode(stream):
@@ -77,13 +79,13 @@ def decode_to_wav(source: Path, target: Path, max_seconds: float, ctx: JobContex
 
 
 def _write(out: wave.Wave_write, frame: av.AudioFrame) -> int:
-    # Packed s16 mono: the first plane holds exactly samples * 2 bytes (plus padding).
-    data = bytes(frame.planes[0])[: frame.samples * 2]
+    # Packed: the first plane holds exactly the samples' bytes (plus padding).
+    data = bytes(frame.planes[0])[: frame.samples * CHANNELS * SAMPLE_WIDTH]
     out.writeframesraw(data)
     return frame.samples
 
 
-def _report(ctx: JobContext, written: int, claimed: float | None) -> None:
+def _report(ctx: Context, written: int, claimed: float | None) -> None:
     seconds = written / SAMPLE_RATE
     fraction = seconds / claimed if claimed else 0.0
     ctx.progress(min(fraction, 0.99), f"decoded {seconds:.0f} s")

@@ -15,12 +15,13 @@ import numpy.typing as npt
 
 import stages  # noqa: F401 - sets PYANNOTE_METRICS_ENABLED before pyannote is imported
 from pipeline import allocator
-from pipeline.settings import Settings
-from pipeline.stage import JobContext, Stage
-from pipeline.types import JobOptions, SpeakerTurn
 from stages import artifacts, audio, clustering_inputs, models
+from stages.artifacts import SAMPLE_RATE
 from stages.clustering_inputs import ClusteringInputs
-from stages.decode import SAMPLE_RATE
+from stages.options import JobOptions
+from stages.settings import Settings
+from stages.table import Context, SpeechStage
+from stages.types import SpeakerTurn
 
 # Share of the stage's progress spent in each step pyannote's hook reports.
 _STEPS: dict[str, tuple[float, float]] = {
@@ -29,14 +30,14 @@ _STEPS: dict[str, tuple[float, float]] = {
 }
 
 
-class DiarizeStage(Stage):
+class DiarizeStage(SpeechStage):
     name = "diarize"
 
     def setup(self, settings: Settings) -> None:
         models.use_cpu_threads(settings)
         models.diarization(settings)
 
-    def process(self, ctx: JobContext) -> None:
+    def process(self, ctx: Context) -> None:
         import torch
 
         loaded = models.diarization(ctx.settings)

@@ -19,7 +19,7 @@ from pathlib import Path
 from typing import Any, Generic, TypeVar
 
 from pipeline.errors import PermanentError, TransientError
-from pipeline.settings import Settings
+from stages.settings import Settings
 
 import stages  # noqa: F401 - sets PYANNOTE_METRICS_ENABLED before pyannote is imported
 from stages import _linkage, _reconstruct, audio

@@ -6,11 +6,11 @@ from typing import Any
 
 import stages  # noqa: F401 - sets PYANNOTE_METRICS_ENABLED before pyannote is imported
 from pipeline import allocator
-from pipeline.settings import Settings
-from pipeline.stage import JobContext, Stage
-from pipeline.types import Result, Segment, Word
 from stages import artifacts, audio, models
-from stages.decode import SAMPLE_RATE
+from stages.artifacts import SAMPLE_RATE
+from stages.settings import Settings
+from stages.table import Context, SpeechStage
+from stages.types import Result, Segment, Word
 
 # 30 s chunks decoded together by whisperx when WHISPER_BATCH_SIZE is unset. A GPU wants
 # a full batch. On the CPU, memory grows by a chunk's attention matrices (heads x 1500 x
@@ -32,14 +32,14 @@ _APPEND = "\"'.。,，!！?？:：”)]}、"
 RawSegment = dict[str, Any]
 
 
-class TranscribeStage(Stage):
+class TranscribeStage(SpeechStage):
     name = "transcribe"
 
     def setup(self, settings: Settings) -> None:
         models.use_cpu_threads(settings)
         models.whisper(settings.whisper_model, settings.device, settings.cpu_threads)
 
-    def process(self, ctx: JobContext) -> None:
+    def process(self, ctx: Context) -> None:
         samples = audio.Pcm16Samples.map(ctx.files.audio)
         duration = len(samples) / SAMPLE_RATE
         segments, language = transcribe(ctx, samples)
@@ -60,7 +60,7 @@ class TranscribeStage(Stage):
         ctx.progress(1.0, f"{len(result.segments)} segments")
 
 
-def transcribe(ctx: JobContext,
+def transcribe(ctx: Context,
                samples: audio.Pcm16Samples) -> tuple[list[RawSegment], str | None]:
     """Sentence segments with timed words, and the language spoken (None for silence)."""
     options = ctx.job.options
@@ -126,7 +126,7 @@ def batch_size(settings: Settings) -> int:
 
 
 def align_words(model: Any, samples: audio.Pcm16Samples, segment: RawSegment,
-                language: str, task: str, ctx: JobContext) -> list[dict[str, Any]]:
+                language: str, task: str, ctx: Context) -> list[dict[str, Any]]:
     """Word timings of ``segment``'s text from Whisper's cross-attention alignment heads.
 
     whisperx's batched decoding returns no timestamps; rather than decode everything a

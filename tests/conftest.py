@@ -17,8 +17,9 @@ from redis.asyncio import Redis
 
 from pipeline.connection import connect
 from pipeline.embedded import ServerInfo, free_port, start_server, stop_server
-from pipeline.settings import Settings
+from stages.settings import Settings
 from pipeline.store import JobStore
+from stages.table import TABLE
 
 # Models must load from the packages, never from a hub, and pyannote must not phone home.
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
@@ -60,4 +61,4 @@ async def redis(settings: Settings) -> AsyncIterator[Redis]:
 
 @pytest.fixture
 async def store(redis: Redis, settings: Settings) -> JobStore:
-    return JobStore(redis, settings)
+    return JobStore(redis, settings, TABLE)

@@ -14,7 +14,7 @@ import httpx
 import pytest
 
 from pipeline.embedded import free_port, running_server, server_dir
-from pipeline.settings import Settings
+from stages.settings import Settings
 from pipeline.store import JobStore
 from tests.gateway.conftest import serve
 from benchmark.audio import silent_wav

@@ -13,7 +13,7 @@ from typing import Any
 import pytest
 import yaml
 
-from pipeline.settings import Settings
+from stages.settings import Settings
 
 REPO = Path(__file__).resolve().parents[1]
 K8S = sorted((REPO / "deploy" / "k8s").glob("*.yaml"))

@@ -8,10 +8,12 @@ from pathlib import Path
 import msgspec
 import pytest
 
-from pipeline.settings import Settings
+from stages.settings import Settings
 from pipeline.store import JobStore, new_job_id
-from pipeline.types import JobOptions, JobStatus, Result, StageStatus
-from pipeline.worker import DEFAULT_STAGES
+from pipeline.types import StageStatus
+from stages.options import JobOptions
+from stages.table import TABLE, JobStatus
+from stages.types import Result
 from tests.pipeline.test_flow import finished
 from tests.stages.conftest import SAMPLE_DIR
 from tests.support.workers import spawn_worker, until
@@ -21,7 +23,7 @@ pytestmark = [pytest.mark.models, pytest.mark.system]
 
 async def test_sample_through_three_worker_processes(store: JobStore, settings: Settings,
                                                      tmp_path: Path) -> None:
-    workers = [spawn_worker(settings, stage, f"{stage}-e2e", DEFAULT_STAGES[stage],
+    workers = [spawn_worker(settings, stage, f"{stage}-e2e", TABLE.spec(stage).stage,
                             log=tmp_path / f"{stage}.log", WHISPER_MODEL="base")
                for stage in ("decode", "diarize", "transcribe")]
     try:

@@ -3,7 +3,7 @@
 -- A replay lane's stream is trimmed only while the lane's workers run, so it expires
 -- instead, a job's lifetime after its last entry: by then every job it names has expired.
 local function keep_stream(stream, seconds)
-  if seconds ~= '0' then redis.call('EXPIRE', stream, seconds) end
+  if tonumber(seconds) ~= 0 then redis.call('EXPIRE', stream, seconds) end
 end
 
 -- Entries of a stage's stream that no consumer of its group has been given yet. When the

@@ -1,26 +1,29 @@
 -- KEYS: job hash, first stage's stream, jobs index, idempotency key, set of owners,
---       expiry index
--- ARGV: job id, ttl seconds, created (microseconds), use idempotency ('1'/'0'), run, the
---       first stage's consumer group, most jobs that may wait for it, field, value, ...
+--       expiry index, the status indexes, and the owner's index if it has one
+-- A: job_id, ttl (seconds), created (microseconds), idempotent (use the idempotency key),
+--    run, group (the first stage's consumer group), limit (most jobs that may wait for
+--    it), fields (of the job's hash), status_keys, owner_key
 -- Returns {1, job id}; {0, existing job id} for a used idempotency key; {2, jobs waiting}
 -- when the queue is full.
 
-if ARGV[4] == '1' then
+if A.idempotent then
   local existing = redis.call('GET', KEYS[4])
   if existing then return {0, existing} end
 end
-local limit = tonumber(ARGV[7])
-local queued = waiting(KEYS[2], ARGV[6], limit)
-if queued >= limit then return {2, queued} end
-if ARGV[4] == '1' then
-  redis.call('SET', KEYS[4], ARGV[1], 'EX', ARGV[2])
+local queued = waiting(KEYS[2], A.group, A.limit)
+if queued >= A.limit then return {2, queued} end
+if A.idempotent then
+  redis.call('SET', KEYS[4], A.job_id, 'EX', A.ttl)
 end
 local fields = {}
-for i = 8, #ARGV do fields[#fields + 1] = ARGV[i] end
+for field, value in pairs(A.fields) do
+  fields[#fields + 1] = field
+  fields[#fields + 1] = value
+end
 redis.call('HSET', KEYS[1], unpack(fields))
-expire_job(KEYS[6], ARGV[2])
-redis.call('XADD', KEYS[2], '*', 'job_id', ARGV[1], 'run', ARGV[5])
-redis.call('ZADD', KEYS[3], ARGV[3], ARGV[1])
-set_status(KEYS[3], 'queued')
+expire_job(KEYS[6], A.ttl)
+redis.call('XADD', KEYS[2], '*', 'job_id', A.job_id, 'run', A.run)
+redis.call('ZADD', KEYS[3], A.created, A.job_id)
+set_status(KEYS[3], STATUS.queued)
 index_owner(KEYS[3], KEYS[5])
-return {1, ARGV[1]}
+return {1, A.job_id}

@@ -1,5 +1,5 @@
 -- Removes a consumer from its group only while it has no pending entries: deleting a
 -- consumer drops its pending entries, so they must all have been reclaimed first.
--- KEYS: stream; ARGV: group, consumer
-if #redis.call('XPENDING', KEYS[1], ARGV[1], '-', '+', 1, ARGV[2]) > 0 then return 0 end
-return redis.call('XGROUP', 'DELCONSUMER', KEYS[1], ARGV[1], ARGV[2]) >= 0 and 1 or 0
+-- KEYS: stream; A: group, consumer
+if #redis.call('XPENDING', KEYS[1], A.group, '-', '+', 1, A.consumer) > 0 then return 0 end
+return redis.call('XGROUP', 'DELCONSUMER', KEYS[1], A.group, A.consumer) >= 0 and 1 or 0

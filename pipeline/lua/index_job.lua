@@ -1,6 +1,8 @@
 -- Enters an existing job into the indexes of its status and owner, and into the expiry
 -- index (for jobs stored before those indexes existed).
--- KEYS: job hash, jobs index, set of owners, expiry index
+-- KEYS: job hash, jobs index, set of owners, expiry index, the status indexes, and the
+--       owner's index if the job has an owner
+-- A: status_keys, owner_key
 local h = redis.call('HMGET', KEYS[1], 'id', 'status')
 if not h[1] then return 0 end
 set_status(KEYS[2], h[2])

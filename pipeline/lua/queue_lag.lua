@@ -1,2 +1,2 @@
--- KEYS: a stage's stream; ARGV: its consumer group, count no further than this (0: all).
-return waiting(KEYS[1], ARGV[1], tonumber(ARGV[2]))
+-- KEYS: a stage's stream; A: group (its consumer group), cap (count no further; 0: all)
+return waiting(KEYS[1], A.group, A.cap)

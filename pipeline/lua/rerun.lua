@@ -1,18 +1,23 @@
 -- Starts a new run of a finished job: replaces the run's fields and queues the first stage
 -- of the new run, but only if nobody changed the job since it was read (same run, still
 -- finished). A job deleted meanwhile stays deleted.
--- KEYS: job hash, its events channel, the first stage's stream, jobs index, expiry index
--- ARGV: expected run, new run, ttl, seconds the stream is kept after this entry (0: for
---       good), number of fields to delete, those fields..., field, value, ...
-local state = job_state(ARGV[1])
+-- KEYS: job hash, its events channel, the first stage's stream, jobs index, expiry index,
+--       the status indexes
+-- A: job_id, expected_run, run (the new one), ttl, keep (seconds the stream is kept after
+--    this entry, 0: for good), stale (fields to delete), fields (to set), status_keys
+local state = job_state(A.expected_run)
 if state == 'gone' or state == 'stale' then return state end
 if state ~= 'terminal' then return 'running' end
-local n = tonumber(ARGV[5])
-if n > 0 then redis.call('HDEL', KEYS[1], unpack(ARGV, 6, 5 + n)) end
-set_status(KEYS[4], 'queued')
-redis.call('HSET', KEYS[1], unpack(ARGV, 6 + n, #ARGV))
-expire_job(KEYS[5], ARGV[3])
-redis.call('XADD', KEYS[3], '*', 'job_id', string.match(KEYS[1], '[^:]+$'), 'run', ARGV[2])
-keep_stream(KEYS[3], ARGV[4])
+if #A.stale > 0 then redis.call('HDEL', KEYS[1], unpack(A.stale)) end
+set_status(KEYS[4], STATUS.queued)
+local fields = {}
+for field, value in pairs(A.fields) do
+  fields[#fields + 1] = field
+  fields[#fields + 1] = value
+end
+redis.call('HSET', KEYS[1], unpack(fields))
+expire_job(KEYS[5], A.ttl)
+redis.call('XADD', KEYS[3], '*', 'job_id', A.job_id, 'run', A.run)
+keep_stream(KEYS[3], A.keep)
 redis.call('PUBLISH', KEYS[2], 'rerun')
 return 'ok'

@@ -11,7 +11,7 @@ import pytest
 import uvicorn
 
 from gateway import create_app
-from pipeline.settings import Settings
+from stages.settings import Settings
 from benchmark.audio import silent_wav
 from tests.support.workers import until
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import msgspec
 
-from pipeline.settings import Settings
+from stages.settings import Settings
 from pipeline.store import JobStore
 from tests.gateway.conftest import serve, submit
 

@@ -16,9 +16,10 @@ from pyannote.core import Annotation, Segment as Span
 from redis.asyncio import Redis
 
 from gateway.events import POLL_SECONDS, JobEvents, next_change
-from pipeline.settings import Settings
+from stages.settings import Settings
 from pipeline.store import JobStore
-from pipeline.types import JobStatus, Result
+from stages.table import JobStatus
+from stages.types import Result
 from tests.pipeline.test_flow import submit as submit_job
 from tests.gateway.conftest import submit
 from tests.support.option_stages import GATEWAY_STAGES, RESULT

@@ -6,9 +6,9 @@ import time
 
 import msgspec
 
-from pipeline.settings import Settings
+from stages.settings import Settings
 from pipeline.store import JobStore
-from pipeline.types import Result
+from stages.types import Result
 from tests.gateway.conftest import serve, submit
 from benchmark.audio import silent_wav
 from tests.support.option_stages import GATEWAY_STAGES, RESULT

@@ -9,7 +9,7 @@ import msgspec
 from redis.asyncio import Redis
 
 from gateway.uploads import display_name, uploads_dir
-from pipeline.settings import Settings
+from stages.settings import Settings
 from pipeline.store import JobStore
 from tests.gateway.conftest import serve, submit
 from benchmark.audio import silent_wav

@@ -8,9 +8,10 @@ from pathlib import Path
 
 import pytest
 
-from pipeline.settings import Settings
+from stages.settings import Settings
 from pipeline.store import JobStore
-from pipeline.types import JobStatus, StageStatus
+from pipeline.types import StageStatus
+from stages.table import JobStatus
 from tests.pipeline.test_flow import finished, submit
 from tests.support.stages import TEST_STAGES, Behaviour, Script, runs
 from tests.support.workers import running_workers, spawn_worker, until

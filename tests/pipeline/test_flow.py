@@ -6,7 +6,10 @@ import msgspec
 import pytest
 
 from pipeline.store import JobStore, new_job_id
-from pipeline.types import JobOptions, JobStatus, Result, StageStatus
+from pipeline.types import StageStatus
+from stages.options import JobOptions
+from stages.table import JobStatus
+from stages.types import Result
 from tests.support.stages import Behaviour, Script, runs, write_script
 from tests.support.workers import running_workers, until
 

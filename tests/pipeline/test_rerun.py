@@ -5,7 +5,8 @@ from __future__ import annotations
 import pytest
 
 from pipeline.store import JobStore, Outcome
-from pipeline.types import STAGES, Job, JobStatus, StageName
+from pipeline.types import Job
+from stages.table import STAGES, JobStatus
 from tests.pipeline.test_flow import finished, submit
 from tests.support.stages import Behaviour, Script, runs
 from tests.support.workers import running_workers, until
@@ -27,7 +28,7 @@ def stages_run(store: JobStore, job_id: str, run: int) -> list[str]:
     ("diarize", ["diarize", "transcribe"]),
     ("transcribe", ["transcribe"]),
 ])
-async def test_rerun_recomputes_from_the_given_stage(store: JobStore, from_stage: StageName,
+async def test_rerun_recomputes_from_the_given_stage(store: JobStore, from_stage: str,
                                                      expected: list[str]) -> None:
     job_id = await submit(store)
     async with running_workers(store):

@@ -21,9 +21,9 @@ from pipeline.embedded import (
     start_server,
     stop_server,
 )
-from pipeline.settings import Settings
+from stages.settings import Settings
 from pipeline.store import JobStore
-from pipeline.types import JobStatus
+from stages.table import TABLE, JobStatus
 from tests.pipeline.test_flow import finished, submit
 from tests.support.stages import Behaviour, Script
 from tests.support.workers import REPO, running_workers, until
@@ -44,7 +44,7 @@ async def own_server(tmp_path: Path) -> AsyncIterator[ServerInfo]:
 async def own_store(own_server: ServerInfo, settings: Settings) -> AsyncIterator[JobStore]:
     own = msgspec.structs.replace(settings, redis_url=own_server.url)
     redis = await connect(own)
-    yield JobStore(redis, own)
+    yield JobStore(redis, own, TABLE)
     await redis.aclose()
 
 
@@ -108,7 +108,7 @@ async def test_a_wipe_while_a_job_runs_stops_no_worker(own_store: JobStore,
 
 async def test_trimming_keeps_every_unacknowledged_entry(store: JobStore) -> None:
     settings = msgspec.structs.replace(store.settings, stream_retention_seconds=0)
-    store = JobStore(store.redis, settings)
+    store = JobStore(store.redis, settings, store.table)
     stream, group = store.keys.stream("decode"), store.keys.group("decode")
     async with running_workers(store):
         done = [await submit(store) for _ in range(3)]

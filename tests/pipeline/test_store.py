@@ -8,9 +8,12 @@ import msgspec
 import pytest
 
 from pipeline.errors import ConfigError, QueueFull
-from pipeline.settings import Settings, describe
-from pipeline.store import Delivery, JobStore, Outcome, new_job_id, overall_progress
-from pipeline.types import JobOptions, JobStatus, StageName, StageStatus
+from pipeline.settings import describe
+from stages.settings import Settings
+from pipeline.store import Delivery, JobStore, Outcome, new_job_id
+from pipeline.types import StageStatus
+from stages.options import JobOptions
+from stages.table import JobStatus
 from tests.pipeline.test_flow import finished, submit
 from tests.support.stages import Behaviour, Script
 from tests.support.workers import running_workers, until
@@ -35,7 +38,7 @@ async def test_progress_never_moves_backwards(store: JobStore) -> None:
     job = await store.get(job_id)
     assert job is not None
     assert job.stages["decode"].progress == 60.0
-    assert job.progress == overall_progress(plan, "decode", 0.6)
+    assert job.progress == store.table.progress(plan, "decode", 0.6)
 
 
 async def test_late_updates_never_resurrect_a_deleted_job(store: JobStore) -> None:
@@ -99,7 +102,8 @@ async def test_idempotency_key_returns_the_same_job(store: JobStore) -> None:
 
 
 async def test_the_queue_limit_is_exact(store: JobStore) -> None:
-    full = JobStore(store.redis, msgspec.structs.replace(store.settings, max_queued_jobs=5))
+    full = JobStore(store.redis, msgspec.structs.replace(store.settings, max_queued_jobs=5),
+                    store.table)
     stream, group = full.keys.stream("decode"), full.keys.group("decode")
 
     async def accepted(attempts: int) -> int:
@@ -167,7 +171,7 @@ async def assert_indexed(store: JobStore, *job_ids: str) -> None:
         assert await indexed_statuses(store, job_id) == ([job.status] if job else []), job
 
 
-async def stage_running(store: JobStore, job_id: str, stage: StageName) -> bool:
+async def stage_running(store: JobStore, job_id: str, stage: str) -> bool:
     job = await store.get(job_id)
     return job is not None and job.stages[stage].status is StageStatus.RUNNING
 
@@ -230,7 +234,8 @@ async def test_listing_an_owners_jobs_reads_only_its_index(store: JobStore) -> N
 
 
 async def test_pruning_drops_expired_jobs_and_keeps_rerun_ones(store: JobStore) -> None:
-    short = JobStore(store.redis, msgspec.structs.replace(store.settings, job_ttl_seconds=2))
+    short = JobStore(store.redis, msgspec.structs.replace(store.settings, job_ttl_seconds=2),
+                     store.table)
     expired, rerun = await owned(short, "alice"), await submit(short)
     assert await short.cancel(rerun) is Outcome.OK
     await asyncio.sleep(1.0)

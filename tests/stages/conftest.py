@@ -19,9 +19,10 @@ import shutil  # noqa: E402
 import msgspec  # noqa: E402
 import pytest  # noqa: E402
 
-from pipeline.settings import Settings  # noqa: E402
+from stages.settings import Settings  # noqa: E402
 from pipeline.stage import JobContext  # noqa: E402
-from pipeline.types import JobOptions, Result  # noqa: E402
+from stages.options import JobOptions  # noqa: E402
+from stages.types import Result  # noqa: E402
 from stages.decode import DecodeStage  # noqa: E402
 from tests.stages.jobs import Progress, make_context  # noqa: E402
 from tests.support.media_gen import Turn, conversation  # noqa: E402
@@ -131,7 +132,7 @@ def conversation_reclustering(conversation_job: ConversationJob,
     import torch
 
     from stages import audio, clustering_inputs, models
-    from stages.decode import SAMPLE_RATE
+    from stages.artifacts import SAMPLE_RATE
     from stages.diarize import provenance
 
     pipeline = models.diarization(settings).model

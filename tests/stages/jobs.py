@@ -6,9 +6,9 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from benchmark.jobs import context, new_job
-from pipeline.settings import Settings
+from stages.settings import Settings
 from pipeline.stage import JobContext
-from pipeline.types import JobOptions
+from stages.options import JobOptions
 
 
 @dataclass

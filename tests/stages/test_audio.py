@@ -12,7 +12,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from pipeline.settings import Settings
+from stages.settings import Settings
 from stages import audio
 from tests.stages.conftest import SAMPLE_DIR
 

@@ -10,7 +10,7 @@ import msgspec
 import pytest
 
 from pipeline.errors import PermanentError
-from pipeline.settings import Settings
+from stages.settings import Settings
 from stages import models
 
 

@@ -11,7 +11,8 @@ import pytest
 
 from pipeline.errors import JobGone, PermanentError
 from pipeline.stage import JobContext, Stage
-from pipeline.types import JobOptions, Result
+from stages.options import JobOptions
+from stages.types import Result
 from stages import artifacts
 from stages.decode import DecodeStage
 from tests.stages.conftest import SAMPLE_DIR, ConversationJob, MakeContext

@@ -16,7 +16,7 @@ import numpy as np
 import pytest
 
 from pipeline.stage import JobContext
-from pipeline.types import JobOptions
+from stages.options import JobOptions
 from stages import artifacts, clustering_inputs
 from tests.stages.conftest import SAMPLE_DIR, ConversationJob, MakeContext
 

@@ -7,7 +7,7 @@ from typing import Any
 import numpy as np
 import pytest
 
-from pipeline.settings import Settings
+from stages.settings import Settings
 from stages import _reconstruct, models
 from tests.stages.conftest import Reclustering
 

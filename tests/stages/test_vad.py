@@ -8,9 +8,10 @@ import numpy as np
 import numpy.typing as npt
 import pytest
 
-from pipeline.types import JobOptions
+from stages.options import JobOptions
 from stages import audio
-from stages.decode import SAMPLE_RATE, DecodeStage
+from stages.artifacts import SAMPLE_RATE
+from stages.decode import DecodeStage
 from tests.stages.conftest import SAMPLE_DIR, MakeContext
 
 if TYPE_CHECKING:

@@ -18,7 +18,7 @@ import msgspec
 
 from pipeline.errors import PermanentError
 from pipeline.stage import JobContext, Stage
-from pipeline.types import Result, Segment, StageName, Word
+from stages.types import Result, Segment, Word
 
 RESULT = Result(
     language="en", duration=3.0, speakers=["SPEAKER_00", "SPEAKER_01"],
@@ -57,7 +57,7 @@ class _Stage(Stage):
 
 
 class Decode(_Stage):
-    name: ClassVar[StageName] = "decode"
+    name: ClassVar[str] = "decode"
 
     def output(self, ctx: JobContext) -> None:
         # What a rerun from a later stage starts from.
@@ -65,14 +65,14 @@ class Decode(_Stage):
 
 
 class Diarize(_Stage):
-    name: ClassVar[StageName] = "diarize"
+    name: ClassVar[str] = "diarize"
 
     def output(self, ctx: JobContext) -> None:
         ctx.files.diarization.write_text("{}")
 
 
 class Transcribe(_Stage):
-    name: ClassVar[StageName] = "transcribe"
+    name: ClassVar[str] = "transcribe"
 
     def output(self, ctx: JobContext) -> None:
         path = ctx.files.result(ctx.job.run)
@@ -80,5 +80,5 @@ class Transcribe(_Stage):
         path.write_bytes(msgspec.json.encode(RESULT))
 
 
-GATEWAY_STAGES: dict[StageName, type[Stage]] = {
+GATEWAY_STAGES: dict[str, type[Stage]] = {
     "decode": Decode, "diarize": Diarize, "transcribe": Transcribe}

@@ -16,7 +16,7 @@ import msgspec
 
 from pipeline.errors import PermanentError, TransientError
 from pipeline.stage import JobContext, Stage
-from pipeline.types import Result, Segment, StageName
+from stages.types import Result, Segment
 
 
 class Behaviour(msgspec.Struct, kw_only=True):
@@ -74,15 +74,15 @@ def _note(ctx: JobContext, stage: str, what: str) -> None:
 
 
 class Decode(_ScriptedStage):
-    name: StageName = "decode"
+    name: str = "decode"
 
 
 class Diarize(_ScriptedStage):
-    name: StageName = "diarize"
+    name: str = "diarize"
 
 
 class Transcribe(_ScriptedStage):
-    name: StageName = "transcribe"
+    name: str = "transcribe"
 
     def output(self, ctx: JobContext, script: Script) -> None:
         result = Result(language="en", duration=1.0, speakers=["SPEAKER_00"],
@@ -93,5 +93,5 @@ class Transcribe(_ScriptedStage):
         path.write_bytes(msgspec.json.encode(result))
 
 
-TEST_STAGES: dict[StageName, type[Stage]] = {
+TEST_STAGES: dict[str, type[Stage]] = {
     "decode": Decode, "diarize": Diarize, "transcribe": Transcribe}

@@ -13,10 +13,9 @@ from pathlib import Path
 
 from pipeline.keys import LIVE
 from pipeline.runtime import Worker
-from pipeline.settings import Settings
+from stages.settings import Settings
 from pipeline.stage import Stage
 from pipeline.store import JobStore
-from pipeline.types import StageName
 from tests.support.stages import TEST_STAGES
 
 REPO = Path(__file__).resolve().parents[2]
@@ -24,7 +23,7 @@ REPO = Path(__file__).resolve().parents[2]
 
 @asynccontextmanager
 async def running_workers(
-    store: JobStore, stages: Mapping[StageName, type[Stage]] = TEST_STAGES, per_stage: int = 1,
+    store: JobStore, stages: Mapping[str, type[Stage]] = TEST_STAGES, per_stage: int = 1,
     lane: str = LIVE,
 ) -> AsyncIterator[list[Worker]]:
     """Workers for every stage as tasks of this event loop; stopped gracefully on exit."""
@@ -53,7 +52,7 @@ def worker_env(settings: Settings, **extra: str) -> dict[str, str]:
     return env
 
 
-def spawn_worker(settings: Settings, stage: StageName, consumer: str,
+def spawn_worker(settings: Settings, stage: str, consumer: str,
                  stage_class: str | None = None, log: Path | None = None,
                  **env: str) -> subprocess.Popen[bytes]:
     """A real ``stt-worker`` process (by default running the test stage ``stage``)."""

@@ -19,16 +19,16 @@ import pytest
 
 from pipeline.connection import connect
 from pipeline.embedded import ServerInfo, free_port, running_server, start_server, stop_server
-from pipeline.settings import Settings
+from stages.settings import Settings
 from pipeline.store import JobStore
-from pipeline.types import STAGES, StageName
+from stages.table import STAGES, TABLE
 from benchmark.audio import silent_wav
 from tests.support.workers import REPO, spawn_worker, until, worker_env
 
 pytestmark = pytest.mark.system
 
 #: The stage classes that obey the job's `model` option (see tests/support/option_stages.py).
-OPTION_STAGES: dict[StageName, str] = {
+OPTION_STAGES: dict[str, str] = {
     stage: f"tests.support.option_stages:{stage.capitalize()}" for stage in STAGES}
 
 
@@ -40,10 +40,10 @@ class Service:
     store: JobStore
     http: httpx.AsyncClient
     gateway: subprocess.Popen[bytes]
-    stage_classes: Mapping[StageName, str]
+    stage_classes: Mapping[str, str]
     workers: dict[str, subprocess.Popen[bytes]] = field(default_factory=dict)
 
-    def start_worker(self, stage: StageName, name: str) -> subprocess.Popen[bytes]:
+    def start_worker(self, stage: str, name: str) -> subprocess.Popen[bytes]:
         worker = spawn_worker(self.settings, stage, name, self.stage_classes[stage],
                               log=self.root / "workers.log")
         self.workers[name] = worker
@@ -90,7 +90,7 @@ async def deploy(tmp_path: Path) -> AsyncIterator[Any]:
     """deploy(stage_classes=OPTION_STAGES, workers=1, **settings) -> a running Service."""
     started: list[Service] = []
 
-    async def make(stage_classes: Mapping[StageName, str] = OPTION_STAGES, workers: int = 1,
+    async def make(stage_classes: Mapping[str, str] = OPTION_STAGES, workers: int = 1,
                    **overrides: Any) -> Service:
         root = tmp_path / f"service{len(started)}"
         root.mkdir()
@@ -99,7 +99,7 @@ async def deploy(tmp_path: Path) -> AsyncIterator[Any]:
             "redis_url": server.url, "jobs_dir": str(root / "jobs"), "port": free_port(),
             "claim_idle_seconds": 2.0, "block_seconds": 0.5, "max_deliveries": 3,
             **overrides})
-        store = JobStore(await connect(settings), settings)
+        store = JobStore(await connect(settings), settings, TABLE)
         gateway = gateway_process(settings, root)
         http = httpx.AsyncClient(base_url=f"http://127.0.0.1:{settings.port}", timeout=120)
         service = Service(settings, root, server, store, http, gateway, stage_classes)

@@ -8,7 +8,7 @@ import random
 
 import pytest
 
-from pipeline.types import STAGES
+from stages.table import STAGES
 from tests.support.workers import until
 from tests.system.conftest import Service, stream_stats, submit
 

@@ -1,0 +1,42 @@
+"""The speech service's results, and the formats they are served in."""
+
+from __future__ import annotations
+
+from typing import Literal, get_args
+
+import msgspec
+
+#: The formats a result is served in (GET /jobs/{id}/result?format=, `stt result --format`).
+Format = Literal["json", "srt", "vtt", "txt", "rttm"]
+FORMATS: tuple[Format, ...] = get_args(Format)
+
+
+class SpeakerTurn(msgspec.Struct, frozen=True):
+    start: float
+    end: float
+    speaker: str
+
+
+class Word(msgspec.Struct, kw_only=True):
+    word: str
+    start: float | None = None
+    end: float | None = None
+    score: float | None = None
+    speaker: str | None = None
+
+
+class Segment(msgspec.Struct, kw_only=True):
+    start: float
+    end: float
+    text: str
+    speaker: str | None = None
+    words: list[Word] = msgspec.field(default_factory=list)
+
+
+class Result(msgspec.Struct, kw_only=True):
+    """The transcript of a completed job."""
+
+    language: str | None
+    duration: float
+    segments: list[Segment]
+    speakers: list[str]
