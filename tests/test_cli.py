@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import argparse
 import asyncio
 import os
 import shutil
@@ -11,11 +12,16 @@ import sys
 from pathlib import Path
 
 import httpx
+import msgspec
 import pytest
 
+from cli.main import parser
+from gateway.formats import RENDERERS
 from pipeline.embedded import free_port, running_server, server_dir
 from stages.settings import Settings
 from pipeline.store import JobStore
+from stages.options import JobOptions
+from stages.types import FORMATS
 from tests.gateway.conftest import serve
 from benchmark.audio import silent_wav
 from tests.stages.conftest import SAMPLE_DIR
@@ -80,3 +86,14 @@ async def test_stt_up_serves_a_diarized_transcript(tmp_path: Path) -> None:
     log = (tmp_path / "up.log").read_text()
     assert "embedded Valkey stopped" in log
     assert running_server(server_dir(tmp_path / "jobs")) is None
+
+
+def test_submit_flags_follow_the_job_options() -> None:
+    [commands] = [a for a in parser()._actions if isinstance(a, argparse._SubParsersAction)]
+    flags = {action.dest: action for action in commands.choices["submit"]._actions}
+    for field in msgspec.inspect.type_info(JobOptions).fields:
+        assert flags[field.name].help == field.type.extra_json_schema["description"]
+    assert flags["task"].choices == ("transcribe", "translate")
+    assert flags["diarize"].choices == ("true", "false")
+    assert flags["num_speakers"].type is int
+    assert flags["format"].choices == FORMATS == tuple(RENDERERS)

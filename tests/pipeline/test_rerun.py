@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
+import msgspec
 import pytest
 
 from pipeline.store import JobStore, Outcome
@@ -100,3 +103,28 @@ async def test_a_replay_lane_is_served_only_by_its_own_workers(store: JobStore) 
         lane_ttl = await store.redis.ttl(store.keys.stream(stage, "replay-1"))
         assert 0 < lane_ttl <= store.settings.job_ttl_seconds
         assert await store.redis.ttl(store.keys.stream(stage)) == -1
+
+
+async def test_result_paths_are_kept_relative_to_the_job_folder(store: JobStore,
+                                                               tmp_path: Path) -> None:
+    job_id = await submit(store)
+    async with running_workers(store):
+        await until(lambda: finished(store, job_id))
+        store.files(job_id).audio.write_text("decoded")  # what transcribe starts from
+        store.files(job_id).diarization.write_text("{}")
+        assert await store.rerun(await completed(store, job_id), "transcribe") is Outcome.OK
+        await until(lambda: finished(store, job_id))
+    key = store.keys.job(job_id)
+    assert await store.redis.hget(key, "result_path") == "runs/2/result.json"
+    [earlier] = msgspec.json.decode(await store.redis.hget(key, "runs"))
+    assert earlier["result_path"] == "runs/1/result.json"
+    # A gateway that mounts JOBS_DIR elsewhere finds the results under its own mount.
+    mounted = tmp_path / "mounted"
+    elsewhere = JobStore(store.redis, msgspec.structs.replace(
+        store.settings, jobs_dir=str(mounted)), store.table)
+    job = await completed(elsewhere, job_id)
+    assert job.result_path == str(mounted / job_id / "runs" / "2" / "result.json")
+    assert job.runs[0].result_path == str(mounted / job_id / "runs" / "1" / "result.json")
+    # Jobs stored by earlier versions kept absolute paths: those are read as they are.
+    await store.redis.hset(key, "result_path", "/old/jobs/x/runs/2/result.json")
+    assert (await completed(elsewhere, job_id)).result_path == "/old/jobs/x/runs/2/result.json"

@@ -8,6 +8,7 @@ import msgspec
 import pytest
 
 from pipeline.errors import ConfigError, QueueFull
+from pipeline.runtime import consumer_is_dead
 from pipeline.settings import describe
 from stages.settings import Settings
 from pipeline.store import Delivery, JobStore, Outcome, new_job_id
@@ -289,6 +290,14 @@ def test_settings_name_the_bad_variable() -> None:
     s = Settings.from_env({"JOB_TTL_SECONDS": "3600", "REDIS_URL": "", "DEVICE": "cpu"})
     assert s.job_ttl_seconds == 3600 and s.redis_url is None and s.device == "cpu"
     assert [row[0] for row in describe()][:3] == ["REDIS_URL", "JOBS_DIR", "JOB_TTL_SECONDS"]
+
+
+def test_one_rule_says_when_a_consumer_is_dead() -> None:
+    # The health check's live workers and the consumers a worker removes, by idle time.
+    settings = Settings()  # CLAIM_IDLE_SECONDS=60, BLOCK_SECONDS=5
+    assert not consumer_is_dead(180_000, settings) and consumer_is_dead(180_001, settings)
+    quick = Settings(claim_idle_seconds=2.0, block_seconds=0.2)
+    assert not consumer_is_dead(30_000, quick) and consumer_is_dead(30_001, quick)
 
 
 async def test_progress_accepts_numpy_numbers(store: JobStore) -> None:
