@@ -116,7 +116,7 @@ class JobStore:
         self.table = table
         self.keys = Keys(settings.key_prefix)
         self._scripts: dict[str, AsyncScript] = {}
-        # What a job's earlier runs decode as: list[RunRecord[<the table's options>]].
+        # The type a job's earlier runs are read as: list[RunRecord[<the table's options>]].
         self._runs_type = GenericAlias(list, (GenericAlias(RunRecord, (table.options,)),))
 
     def files(self, job_id: str) -> JobFiles:
