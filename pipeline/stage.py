@@ -130,7 +130,7 @@ class StageTable(Generic[O]):
         when the rerun cannot start there."""
         full = self.plan(options)
         if from_stage not in full:
-            self.spec(from_stage)  # an unknown name says so
+            self.spec(from_stage)  # raises for a name that is no stage at all
             raise ValueError(f"{from_stage} is not part of this job with these options")
         plan = full[full.index(from_stage):]
         ran = self.plan(before)
