@@ -17,7 +17,7 @@ from pipeline.errors import PermanentError, QueueFull
 from pipeline.settings import Settings
 from pipeline.store import JobStore, new_job_id
 from pipeline.types import STAGES, JobOptions
-from stages.media import probe
+from pipeline.media import probe
 
 log = logging.getLogger("gateway.submit")
 

@@ -8,9 +8,9 @@ from pathlib import Path
 
 import av
 
+from pipeline import media
 from pipeline.errors import PermanentError
 from pipeline.stage import JobContext, Stage
-from stages import media
 
 SAMPLE_RATE = 16_000
 # Progress is reported every this many seconds of decoded audio (ctx.progress throttles
