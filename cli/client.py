@@ -11,6 +11,7 @@ import msgspec
 from rich.console import Console
 from rich.progress import BarColumn, Progress, TaskID, TextColumn
 
+from pipeline.errors import ErrorBody, error_for
 from pipeline.types import TERMINAL
 
 #: Seconds one long poll may wait on the server for the job to change.
@@ -19,8 +20,16 @@ POLL_WAIT = 30
 err = Console(stderr=True)
 
 
-class ApiError(Exception):
-    """The server answered with an error: its message says what to do."""
+def checked(response: httpx.Response) -> httpx.Response:
+    """``response``, unless it is an error answer: that is raised as the error the gateway
+    raised, the class its status stands for (pipeline.errors.HTTP_STATUS) with its message."""
+    if response.status_code >= 400:
+        try:
+            message = msgspec.json.decode(response.content, type=ErrorBody).error.message
+        except msgspec.DecodeError:  # not the gateway's answer (a proxy's error page)
+            message = response.text
+        raise error_for(response.status_code, message)
+    return response
 
 
 class Client:
@@ -29,29 +38,20 @@ class Client:
         self.http = httpx.Client(base_url=url, headers=headers,
                                  timeout=httpx.Timeout(POLL_WAIT + 30, connect=10))
 
-    def _check(self, response: httpx.Response) -> httpx.Response:
-        if response.status_code >= 400:
-            try:
-                message = msgspec.json.decode(response.content)["error"]["message"]
-            except (msgspec.DecodeError, KeyError, TypeError):
-                message = response.text
-            raise ApiError(f"{response.status_code}: {message}")
-        return response
-
     def submit(self, path: Path, options: dict[str, str]) -> str:
         with path.open("rb") as f:
-            response = self._check(self.http.post(
+            response = checked(self.http.post(
                 "/jobs", files={"file": (path.name, f)}, data=options))
         job_id: str = response.json()["job_id"]
         return job_id
 
     def status(self, job_id: str, wait: int = 0) -> dict[str, Any]:
         params = {"wait": wait} if wait else {}
-        job: dict[str, Any] = self._check(self.http.get(f"/jobs/{job_id}", params=params)).json()
+        job: dict[str, Any] = checked(self.http.get(f"/jobs/{job_id}", params=params)).json()
         return job
 
     def result(self, job_id: str, fmt: str) -> str:
-        return self._check(self.http.get(f"/jobs/{job_id}/result", params={"format": fmt})).text
+        return checked(self.http.get(f"/jobs/{job_id}/result", params={"format": fmt})).text
 
 
 def follow(client: Client, job_id: str) -> dict[str, Any]:

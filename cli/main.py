@@ -14,7 +14,7 @@ import msgspec
 
 from cli import client as api
 from pipeline.connection import connect
-from pipeline.errors import ConfigError
+from pipeline.errors import ApiError, ConfigError
 from pipeline.keys import LIVE, lane_name
 from pipeline.replay import ReplayReport, replay
 from pipeline.store import JobStore
@@ -116,8 +116,8 @@ def main(argv: Sequence[str] | None = None) -> int:
             print(msgspec.json.format(msgspec.json.encode(job)).decode())
             return 0
         return api.write_result(client, args.job_id, args.format, args.output)
-    except api.ApiError as exc:
-        print(f"stt: {exc}", file=sys.stderr)
+    except ApiError as exc:
+        print(f"stt: {exc.status}: {exc}", file=sys.stderr)
         return 1
     except (OSError, httpx.HTTPError) as exc:
         print(f"stt: cannot reach {args.url}: {exc}", file=sys.stderr)

@@ -13,7 +13,7 @@ from litestar.exceptions import HTTPException
 from litestar.openapi import OpenAPIConfig
 
 from gateway.auth import require_key
-from gateway.errors import http_exception_handler, internal_error_handler
+from gateway.errors import api_error_handler, http_exception_handler, internal_error_handler
 from gateway.events import JobEvents
 from gateway.health import health
 from gateway.janitor import run_janitor
@@ -30,6 +30,7 @@ from gateway.jobs import (
 from gateway.metrics import metrics
 from gateway.services import Services, provide_owner, provide_services
 from pipeline.connection import connect
+from pipeline.errors import ApiError
 from pipeline.store import JobStore
 from stages.settings import Settings
 from stages.table import TABLE
@@ -60,7 +61,7 @@ def create_app(settings: Settings) -> Litestar:
         guards=[require_key],
         dependencies={"services": Provide(provide_services, sync_to_thread=False),
                       "owner": Provide(provide_owner, sync_to_thread=False)},
-        exception_handlers={HTTPException: http_exception_handler,
+        exception_handlers={ApiError: api_error_handler, HTTPException: http_exception_handler,
                             Exception: internal_error_handler},
         openapi_config=OpenAPIConfig(
             title="Transcription & Diarization API", version="1.0.0",

@@ -9,7 +9,7 @@ from typing import Any
 from litestar.connection import ASGIConnection
 from litestar.handlers.base import BaseRouteHandler
 
-from gateway.errors import ApiError
+from pipeline.errors import Unauthorized
 from stages.settings import Settings
 
 #: Route handlers with this opt flag are reachable without a key (the health check).
@@ -24,7 +24,7 @@ def fingerprint(key: str) -> str:
 def authenticate(settings: Settings, authorization: str | None) -> str | None:
     """The owner fingerprint of the request's key; None when auth is off.
 
-    Raises a 401 ApiError when auth is on and the key is missing or unknown.
+    Raises Unauthorized when auth is on and the key is missing or unknown.
     """
     keys = settings.api_key_set
     if not keys:
@@ -32,15 +32,13 @@ def authenticate(settings: Settings, authorization: str | None) -> str | None:
     scheme, _, given = (authorization or "").partition(" ")
     given = given.strip()
     if scheme.lower() != "bearer" or not given:
-        raise ApiError(401, "missing API key: send `Authorization: Bearer <api key>`",
-                       {"WWW-Authenticate": "Bearer"})
+        raise Unauthorized("missing API key: send `Authorization: Bearer <api key>`")
     # Compare against every key, without stopping early, so timing tells nothing.
     match = False
     for key in keys:
         match |= hmac.compare_digest(given.encode(), key.encode())
     if not match:
-        raise ApiError(401, "unknown API key: send a valid `Authorization: Bearer <api key>`",
-                       {"WWW-Authenticate": "Bearer"})
+        raise Unauthorized("unknown API key: send a valid `Authorization: Bearer <api key>`")
     return fingerprint(given)
 
 

@@ -1,4 +1,8 @@
-"""One JSON error body for every 4xx and 5xx answer, whoever raised it."""
+"""One JSON error body for every 4xx and 5xx answer, whoever raised it.
+
+The project's own errors (:class:`pipeline.errors.ApiError`) carry their status and message;
+Litestar's own (an unknown route, a malformed query parameter) are reworded here.
+"""
 
 from __future__ import annotations
 
@@ -6,30 +10,13 @@ import logging
 from collections.abc import Mapping
 from typing import Any
 
-import msgspec
 from litestar import Request, Response
 from litestar.exceptions import HTTPException, ValidationException
 from litestar.status_codes import HTTP_500_INTERNAL_SERVER_ERROR
 
+from pipeline.errors import ApiError, ErrorBody, ErrorDetail
+
 log = logging.getLogger("gateway")
-
-
-class ErrorDetail(msgspec.Struct, frozen=True):
-    status: int
-    message: str
-
-
-class ErrorBody(msgspec.Struct, frozen=True):
-    error: ErrorDetail
-
-
-class ApiError(HTTPException):
-    """An error whose message is shown to the client as is: say what to do about it."""
-
-    def __init__(self, status_code: int, message: str,
-                 headers: Mapping[str, str] | None = None) -> None:
-        super().__init__(detail=message, status_code=status_code,
-                         headers=dict(headers) if headers else None)
 
 
 def error_response(status: int, message: str,
@@ -38,9 +25,12 @@ def error_response(status: int, message: str,
                     headers=dict(headers) if headers else None)
 
 
+def api_error_handler(request: Request[Any, Any, Any], exc: ApiError) -> Response[ErrorBody]:
+    return error_response(exc.status, exc.message, exc.headers())
+
+
 # Litestar's own errors carry terse details ("Not Found"); these say what to do instead.
 _ADVICE: dict[int, str] = {
-    401: "send `Authorization: Bearer <api key>`",
     404: "no such endpoint; see /schema for the API",
     405: "method not allowed on this endpoint; see /schema for the API",
     413: "the request body is too large",
@@ -59,9 +49,7 @@ def _validation_message(exc: ValidationException) -> str:
 
 
 def http_exception_handler(request: Request[Any, Any, Any], exc: HTTPException) -> Response[ErrorBody]:
-    if isinstance(exc, ApiError):
-        message = exc.detail
-    elif isinstance(exc, ValidationException):
+    if isinstance(exc, ValidationException):
         message = _validation_message(exc)
     else:
         message = _ADVICE.get(exc.status_code, exc.detail)

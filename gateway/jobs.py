@@ -10,7 +10,6 @@ import msgspec
 from litestar import Request, Response, delete, get, post
 from litestar.params import Parameter
 
-from gateway.errors import ApiError
 from gateway.events import next_change, until_finished
 from gateway.formats import RENDERERS
 from gateway.models import (
@@ -24,6 +23,7 @@ from gateway.models import (
 )
 from gateway.services import Services
 from gateway.submit import submit
+from pipeline.errors import BadRequest, Conflict, Gone, JobFailed, NotFound
 from pipeline.store import JobStore, Outcome
 from pipeline.types import Job, Options
 from stages.options import JobOptions
@@ -37,10 +37,10 @@ _OPTIONS = ", ".join(JobOptions.__struct_fields__)
 _FORMATS = ", ".join(FORMATS)
 
 
-def _not_found(job_id: str) -> ApiError:
+def _not_found(job_id: str) -> NotFound:
     # The same answer for another key's job as for an unknown id: ids are not disclosed.
-    return ApiError(404, f"no job {job_id}: it never existed, expired or was deleted; "
-                         "check the id returned by POST /jobs")
+    return NotFound(f"no job {job_id}: it never existed, expired or was deleted; "
+                    "check the id returned by POST /jobs")
 
 
 async def _find(store: JobStore, job_id: str, owner: str | None) -> Job[Options]:
@@ -114,15 +114,15 @@ async def _current_result(job: Job[Options], format: Format) -> Response[str]:  
         reason = f" ({job.error})" if job.error else ""
         advice = ("it will not complete; submit the audio again" if job.status.terminal
                   else f"poll GET /jobs/{job.id} until its status is completed")
-        raise ApiError(409, f"job {job.id} is {job.status}{reason}; {advice}")
+        raise Conflict(f"job {job.id} is {job.status}{reason}; {advice}")
     return await _render(job, await _result(job), format)
 
 
 async def _render(job: Job[Options], result: Result | None,
                   format: Format) -> Response[str]:  # noqa: A002
     if result is None:
-        raise ApiError(410, f"the result of job {job.id} is no longer stored; "
-                            "submit the audio again")
+        raise Gone(f"the result of job {job.id} is no longer stored; "
+                   "submit the audio again")
     render, media_type = RENDERERS[format]
     return Response(render(result, job.id), media_type=media_type)
 
@@ -139,9 +139,9 @@ async def get_run_result(
         return await _current_result(job, format)
     earlier = next((r for r in job.runs if r.run == run), None)
     if earlier is None:
-        raise ApiError(404, f"job {job_id} has no run {run}; its runs are 1 to {job.run}")
+        raise NotFound(f"job {job_id} has no run {run}; its runs are 1 to {job.run}")
     if earlier.result_path is None:
-        raise ApiError(409, f"run {run} of job {job_id} {earlier.status} without a result")
+        raise Conflict(f"run {run} of job {job_id} {earlier.status} without a result")
     return await _render(job, await _read_result(job, earlier.result_path), format)
 
 
@@ -158,22 +158,22 @@ async def rerun_job(job_id: str, data: dict[str, Any], services: Services,
     overrides = dict(data)
     from_stage = overrides.pop("from_stage", None)
     if not isinstance(from_stage, str):
-        raise ApiError(400, f"cannot rerun job {job_id}: give from_stage, one of "
-                            f"{', '.join(STAGES)}")
+        raise BadRequest(f"cannot rerun job {job_id}: give from_stage, one of "
+                         f"{', '.join(STAGES)}")
     try:
         outcome = await services.store.rerun(job, from_stage, overrides)
     except (ValueError, msgspec.ValidationError) as exc:
-        raise ApiError(400, f"cannot rerun job {job_id}: {exc}") from None
+        raise BadRequest(f"cannot rerun job {job_id}: {exc}") from None
     if outcome is Outcome.GONE:
         raise _not_found(job_id)
     if outcome is Outcome.EXPIRED:
-        raise ApiError(410, f"the files job {job_id} needs to restart from {from_stage} "
-                            "have expired; rerun it from an earlier stage or submit the audio "
-                            "again")
+        raise Gone(f"the files job {job_id} needs to restart from {from_stage} "
+                   "have expired; rerun it from an earlier stage or submit the audio "
+                   "again")
     if outcome is not Outcome.OK:
         state = job.status if outcome is Outcome.RUNNING else "changing"
-        raise ApiError(409, f"job {job_id} is still {state}; wait until it has finished "
-                            f"(GET /jobs/{job_id}?wait=60), then rerun it")
+        raise Conflict(f"job {job_id} is still {state}; wait until it has finished "
+                       f"(GET /jobs/{job_id}?wait=60), then rerun it")
     log.info("job=%s rerun %d from %s with %s", job_id, job.run + 1, from_stage, overrides)
     return Response(RerunAccepted(job_id=job_id, run=job.run + 1, status=JobStatus.QUEUED),
                     status_code=202, headers=_location(job_id))
@@ -190,8 +190,8 @@ async def list_jobs(
         jobs, next_cursor = await services.store.list(status=status, owner=owner, cursor=cursor,
                                                       limit=limit)
     except ValueError:
-        raise ApiError(400, "invalid query parameter 'cursor': pass the next_cursor of the "
-                            "previous page as is") from None
+        raise BadRequest("invalid query parameter 'cursor': pass the next_cursor of the "
+                         "previous page as is") from None
     return JobPage(jobs=[job_summary(j) for j in jobs],
                    next_cursor=next_cursor)
 
@@ -221,12 +221,12 @@ async def transcribe(request: Request[Any, Any, Any], services: Services,
     job = await until_finished(services.events, submitted.job_id,
                                settings.sync_timeout_seconds)
     if job is None:
-        raise ApiError(410, f"job {submitted.job_id} was deleted before it finished")
+        raise Gone(f"job {submitted.job_id} was deleted before it finished")
     if job.status == JobStatus.COMPLETED:
         return Response(job_view(job, await _result(job)), status_code=200)
     if job.status.terminal:
-        raise ApiError(422, f"job {job.id} {job.status}: {job.error or 'no reason given'}; "
-                            "check the audio and submit it again")
+        raise JobFailed(f"job {job.id} {job.status}: {job.error or 'no reason given'}; "
+                        "check the audio and submit it again")
     log.info("job=%s still %s after %gs: answering 202", job.id, job.status,
              settings.sync_timeout_seconds)
     return Response(JobAccepted(job_id=job.id, status=JobStatus(job.status)), status_code=202,

@@ -11,18 +11,14 @@ from typing import Any
 import msgspec
 from litestar import Request
 
-from gateway.errors import ApiError
 from gateway.uploads import Upload, receive_upload
-from pipeline.errors import PermanentError, QueueFull
-from pipeline.store import JobStore, new_job_id
+from pipeline.errors import BadRequest, PermanentError, QueueFull, TooLarge, UnsupportedMedia
 from stages.media import probe
+from pipeline.store import JobStore, new_job_id
 from stages.options import JobOptions
 from stages.settings import Settings
 
 log = logging.getLogger("gateway.submit")
-
-#: Seconds a client refused for backpressure is asked to wait before trying again.
-RETRY_AFTER_SECONDS = 30
 
 
 @dataclass(frozen=True)
@@ -36,8 +32,8 @@ def parse_options(fields: dict[str, str]) -> JobOptions:
     known = set(JobOptions.__struct_fields__)
     unknown = sorted(set(fields) - known)
     if unknown:
-        raise ApiError(400, f"unknown form field '{unknown[0]}'; accepted fields: file, "
-                            + ", ".join(JobOptions.__struct_fields__))
+        raise BadRequest(f"unknown form field '{unknown[0]}'; accepted fields: file, "
+                         + ", ".join(JobOptions.__struct_fields__))
     raw = {name: value.strip() for name, value in fields.items() if value.strip()}
     try:
         return msgspec.convert(raw, JobOptions, strict=False)
@@ -45,8 +41,8 @@ def parse_options(fields: dict[str, str]) -> JobOptions:
         message = str(exc)
         text, _, where = message.rpartition(" - at `$.")
         if where:
-            raise ApiError(400, f"invalid form field '{where.rstrip('`')}': {text}") from None
-        raise ApiError(400, f"invalid options: {message}") from None
+            raise BadRequest(f"invalid form field '{where.rstrip('`')}': {text}") from None
+        raise BadRequest(f"invalid options: {message}") from None
 
 
 async def check_backpressure(store: JobStore, settings: Settings) -> None:
@@ -57,23 +53,18 @@ async def check_backpressure(store: JobStore, settings: Settings) -> None:
     """
     lag = await store.queue_lag(store.table.names[0], cap=settings.max_queued_jobs)
     if lag >= settings.max_queued_jobs:
-        raise _busy(QueueFull(lag, settings.max_queued_jobs))
-
-
-def _busy(full: QueueFull) -> ApiError:
-    return ApiError(503, f"{full}; try again in {RETRY_AFTER_SECONDS} seconds",
-                    {"Retry-After": str(RETRY_AFTER_SECONDS)})
+        raise QueueFull(lag, settings.max_queued_jobs)
 
 
 async def _check_audio(upload: Upload, max_seconds: float, too_long: str) -> None:
     try:
         info = await asyncio.to_thread(probe, upload.path)
     except PermanentError as exc:
-        raise ApiError(415, f"{exc}; upload an audio file (wav, mp3, m4a, flac, ogg, "
-                            "webm, ...)") from None
+        raise UnsupportedMedia(f"{exc}; upload an audio file (wav, mp3, m4a, flac, ogg, "
+                               "webm, ...)") from None
     if info.duration is not None and info.duration > max_seconds:
-        raise ApiError(413, f"the audio lasts {info.duration:.0f} s, longer than the limit "
-                            f"of {max_seconds:g} s; {too_long}")
+        raise TooLarge(f"the audio lasts {info.duration:.0f} s, longer than the limit "
+                       f"of {max_seconds:g} s; {too_long}")
 
 
 async def submit(request: Request[Any, Any, Any], store: JobStore, settings: Settings, *,
@@ -86,7 +77,7 @@ async def submit(request: Request[Any, Any, Any], store: JobStore, settings: Set
     await check_backpressure(store, settings)
     idempotency_key = request.headers.get("idempotency-key") or None
     if idempotency_key is not None and len(idempotency_key) > 200:
-        raise ApiError(400, "Idempotency-Key is longer than 200 characters; send a shorter key")
+        raise BadRequest("Idempotency-Key is longer than 200 characters; send a shorter key")
     upload = await receive_upload(request, settings.jobs_path, settings.max_upload_bytes)
     try:
         options = parse_options(upload.fields)
@@ -100,9 +91,6 @@ async def submit(request: Request[Any, Any, Any], store: JobStore, settings: Set
     try:
         existing, created = await store.create(job_id, options, input_name=upload.filename,
                                                owner=owner, idempotency_key=idempotency_key)
-    except QueueFull as full:
-        files.remove()
-        raise _busy(full) from None
     except BaseException:
         files.remove()
         raise

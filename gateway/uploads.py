@@ -18,7 +18,7 @@ from typing import Any, BinaryIO
 from litestar import Request
 from multipart import MultipartError, MultipartSegment, PushMultipartParser
 
-from gateway.errors import ApiError
+from pipeline.errors import BadRequest, TooLarge, UnsupportedMedia
 
 #: Room the multipart framing and the option fields may take besides the file itself.
 FORM_OVERHEAD = 64 * 1024
@@ -48,16 +48,16 @@ def display_name(raw: str | None) -> str | None:
     return name[:200] or None
 
 
-def _too_large(limit: int) -> ApiError:
-    return ApiError(413, f"the upload exceeds the limit of {limit} bytes "
-                         "(MAX_UPLOAD_BYTES); send a smaller or compressed file")
+def _too_large(limit: int) -> TooLarge:
+    return TooLarge(f"the upload exceeds the limit of {limit} bytes "
+                    "(MAX_UPLOAD_BYTES); send a smaller or compressed file")
 
 
 def _boundary(request: Request[Any, Any, Any]) -> str:
     media_type, params = request.content_type
     if media_type != "multipart/form-data" or not params.get("boundary"):
-        raise ApiError(415, "send the audio as multipart/form-data with the file in the "
-                            f"field '{FILE_FIELD}' (e.g. curl -F file=@audio.wav)")
+        raise UnsupportedMedia("send the audio as multipart/form-data with the file in the "
+                               f"field '{FILE_FIELD}' (e.g. curl -F file=@audio.wav)")
     return params["boundary"]
 
 
@@ -93,7 +93,7 @@ async def receive_upload(request: Request[Any, Any, Any], jobs_path: Path,
                         part, value = event, bytearray()
                         if part.name == FILE_FIELD:
                             if got_file:
-                                raise ApiError(400, f"send exactly one '{FILE_FIELD}' part")
+                                raise BadRequest(f"send exactly one '{FILE_FIELD}' part")
                             got_file = True
                             upload.filename = display_name(part.filename)
                             sink = path.open("wb")
@@ -110,14 +110,14 @@ async def receive_upload(request: Request[Any, Any, Any], jobs_path: Path,
                     else:
                         value += event
                         if len(value) > _MAX_FIELD_BYTES:
-                            raise ApiError(400, f"form field '{part.name if part else '?'}' "
-                                                f"is longer than {_MAX_FIELD_BYTES} bytes")
+                            raise BadRequest(f"form field '{part.name if part else '?'}' "
+                                             f"is longer than {_MAX_FIELD_BYTES} bytes")
             if not parser.closed:
-                raise ApiError(400, "the multipart body ended early; send the whole form")
+                raise BadRequest("the multipart body ended early; send the whole form")
     except MultipartError as exc:
         path.unlink(missing_ok=True)
-        raise ApiError(400, f"malformed multipart body ({exc}); send multipart/form-data "
-                            f"with the file in the field '{FILE_FIELD}'") from None
+        raise BadRequest(f"malformed multipart body ({exc}); send multipart/form-data "
+                         f"with the file in the field '{FILE_FIELD}'") from None
     except BaseException:
         path.unlink(missing_ok=True)
         raise
@@ -126,6 +126,6 @@ async def receive_upload(request: Request[Any, Any, Any], jobs_path: Path,
             sink.close()
     if not got_file:
         path.unlink(missing_ok=True)
-        raise ApiError(400, f"no file: send the audio in the multipart field '{FILE_FIELD}' "
-                            "(e.g. curl -F file=@audio.wav)")
+        raise BadRequest(f"no file: send the audio in the multipart field '{FILE_FIELD}' "
+                         "(e.g. curl -F file=@audio.wav)")
     return upload

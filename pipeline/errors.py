@@ -1,12 +1,22 @@
-"""The pipeline's exceptions: a small explicit hierarchy.
+"""The project's exceptions: one small explicit hierarchy, and the HTTP status of each.
 
 Stages raise :class:`PermanentError` for bad input (the job fails with the message as its
 readable reason) and :class:`TransientError` for conditions worth retrying (a device out of
 memory, a lost connection). Anything else a stage raises counts as a failed delivery and is
 retried until ``MAX_DELIVERIES``, then dead-lettered.
+
+The HTTP API refuses a request with an :class:`ApiError`. :data:`HTTP_STATUS` is the one
+table of their statuses: the gateway answers each error with its status and the body
+:class:`ErrorBody`, and the command-line client turns such an answer back into the same
+class with the same message (:func:`error_for`).
 """
 
 from __future__ import annotations
+
+import msgspec
+
+#: Seconds a client refused because the queue is full is asked to wait before trying again.
+RETRY_AFTER_SECONDS = 30
 
 
 class PipelineError(Exception):
@@ -25,15 +35,6 @@ class TransientError(PipelineError):
     """The job may succeed later: the entry stays pending and is retried after a backoff."""
 
 
-class QueueFull(PipelineError):
-    """As many jobs as ``MAX_QUEUED_JOBS`` allows already wait for the first stage."""
-
-    def __init__(self, waiting: int, limit: int) -> None:
-        super().__init__(f"{waiting} jobs are waiting to be processed (limit {limit})")
-        self.waiting = waiting
-        self.limit = limit
-
-
 class JobGone(PipelineError):
     """The job was cancelled, deleted or expired while a stage was working on it."""
 
@@ -44,3 +45,116 @@ class OwnershipLost(PipelineError):
 
 class EmbeddedServerError(PipelineError):
     """The embedded Valkey server could not be started or reached."""
+
+
+class ApiError(PipelineError):
+    """A request the service refuses: the message is shown to the client as is, so it says
+    what to do about it. ``status`` is the class's entry in :data:`HTTP_STATUS`."""
+
+    def __init__(self, message: str) -> None:
+        super().__init__(message)
+        self.message = message
+        self.status = status_of(type(self))
+
+    def headers(self) -> dict[str, str]:
+        """The response headers the answer carries besides the body."""
+        return {}
+
+
+class BadRequest(ApiError):
+    """The request is malformed, or a parameter or form field is invalid."""
+
+
+class Unauthorized(ApiError):
+    """API keys are on and the request has none, or an unknown one."""
+
+    def headers(self) -> dict[str, str]:
+        return {"WWW-Authenticate": "Bearer"}
+
+
+class NotFound(ApiError):
+    """No such job (or run) for this key."""
+
+
+class Conflict(ApiError):
+    """The job is not in a state that allows the request, or not yet."""
+
+
+class Gone(ApiError):
+    """What the request needs existed, but was deleted or has expired."""
+
+
+class TooLarge(ApiError):
+    """The upload, or the audio in it, is longer than the limit."""
+
+
+class UnsupportedMedia(ApiError):
+    """The request body is not a multipart form, or the upload is not audio."""
+
+
+class JobFailed(ApiError):
+    """The job ended without a result (an endpoint that waits for the job answers this)."""
+
+
+class Unavailable(ApiError):
+    """The service cannot take the request now; ``retry_after`` says when to try again."""
+
+    def __init__(self, message: str, retry_after: int | None = None) -> None:
+        super().__init__(message)
+        self.retry_after = retry_after
+
+    def headers(self) -> dict[str, str]:
+        return {} if self.retry_after is None else {"Retry-After": str(self.retry_after)}
+
+
+class QueueFull(Unavailable):
+    """As many jobs as ``MAX_QUEUED_JOBS`` allows already wait for the first stage."""
+
+    def __init__(self, waiting: int, limit: int) -> None:
+        super().__init__(f"{waiting} jobs are waiting to be processed (limit {limit}); "
+                         f"try again in {RETRY_AFTER_SECONDS} seconds", RETRY_AFTER_SECONDS)
+        self.waiting = waiting
+        self.limit = limit
+
+
+#: The status each error is answered with; a subclass has its nearest listed base's.
+#: One class per status, so that an answer's status names its class again.
+HTTP_STATUS: dict[type[ApiError], int] = {
+    BadRequest: 400,
+    Unauthorized: 401,
+    NotFound: 404,
+    Conflict: 409,
+    Gone: 410,
+    TooLarge: 413,
+    UnsupportedMedia: 415,
+    JobFailed: 422,
+    ApiError: 500,
+    Unavailable: 503,
+}
+_CLASS_OF: dict[int, type[ApiError]] = {status: cls for cls, status in HTTP_STATUS.items()}
+
+
+def status_of(cls: type[ApiError]) -> int:
+    return next(HTTP_STATUS[c] for c in cls.__mro__ if c in HTTP_STATUS)
+
+
+def error_for(status: int, message: str) -> ApiError:
+    """The error an answer with this status and message stands for (the client's side).
+
+    A status without a class of its own (a 405, a proxy's 502) gets the base class; the
+    error keeps the answer's status either way.
+    """
+    error = _CLASS_OF.get(status, ApiError)(message)
+    error.status = status
+    return error
+
+
+class ErrorDetail(msgspec.Struct, frozen=True):
+    status: int
+    message: str
+
+
+class ErrorBody(msgspec.Struct, frozen=True):
+    """The body of every 4xx and 5xx answer: ``{"error": {"status": N, "message": "..."}}``."""
+
+    error: ErrorDetail

@@ -1,6 +1,7 @@
 """Safe opening and probing of uploaded media with PyAV.
 
-Imported by the HTTP gateway, so it depends on ``av`` and the standard library only.
+Shared by the gateway (which probes an upload before queueing it) and the decode stage, so
+it depends on ``av`` and the standard library only: never on a model library.
 
 FFmpeg will happily follow playlists (HLS), concat scripts, image sequences and network
 URLs named *inside* a file; an upload must never make a worker read another file or reach
