@@ -13,6 +13,7 @@ from litestar import Request
 
 from gateway.errors import ApiError
 from gateway.uploads import Upload, receive_upload
+from pipeline import metrics
 from pipeline.errors import PermanentError, QueueFull
 from pipeline.settings import Settings
 from pipeline.store import JobStore, new_job_id
@@ -108,6 +109,7 @@ async def submit(request: Request[Any, Any, Any], store: JobStore, *, owner: str
         files.remove()
         raise
     if created:
+        await metrics.record(store, metrics.JOBS_CREATED.inc())
         log.info("job=%s queued: %s (%d bytes)", job_id, upload.filename, upload.size)
     else:
         files.remove()
