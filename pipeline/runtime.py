@@ -31,7 +31,7 @@ from typing import Any, TypeVar
 import msgspec
 from redis.exceptions import ResponseError
 
-from pipeline import allocator, metrics
+from pipeline import allocator, janitor, metrics
 from pipeline.connection import CONNECTION_ERRORS, Backoff
 from pipeline.errors import JobGone, OwnershipLost, PermanentError, TransientError
 from pipeline.keys import LIVE
@@ -340,6 +340,8 @@ class Worker:
         self._last_maintenance = time.monotonic()
         await self._trim()
         await self._forget_dead_consumers()
+        # Here too, not only in the gateway: a deployment of only workers cleans its disk.
+        await janitor.sweep_if_due(self.store)
 
     async def _trim(self) -> None:
         """Drop entries every group has acknowledged and that are older than the retention,

@@ -9,9 +9,9 @@ import httpx
 import msgspec
 from prometheus_client.parser import text_string_to_metric_families
 
-from gateway.janitor import sweep
-from gateway.uploads import uploads_dir
 from pipeline.embedded import free_port
+from pipeline.files import uploads_dir
+from pipeline.janitor import sweep
 from pipeline.settings import Settings
 from pipeline.store import JobStore, new_job_id
 from tests.gateway.conftest import serve, submit
