@@ -65,9 +65,9 @@ class Counter:
     help: str
     labels: tuple[str, ...] = ()
 
-    def inc(self, *values: str, by: int = 1) -> list[Increment]:
+    def inc(self, *values: str) -> list[Increment]:
         _check_arity(self.name, self.labels, values)
-        return [(_field(self.name, values), by)]
+        return [(_field(self.name, values), 1)]
 
 
 @dataclass(frozen=True)
