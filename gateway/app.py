@@ -16,7 +16,6 @@ from gateway.auth import require_key
 from gateway.errors import api_error_handler, http_exception_handler, internal_error_handler
 from gateway.events import JobEvents
 from gateway.health import health
-from gateway.janitor import run_janitor
 from gateway.jobs import (
     create_job,
     delete_job,
@@ -31,6 +30,7 @@ from gateway.metrics import metrics
 from gateway.services import Services, provide_owner, provide_services
 from pipeline.connection import connect
 from pipeline.errors import ApiError
+from pipeline.janitor import run_janitor
 from pipeline.store import JobStore
 from stages.settings import Settings
 from stages.table import TABLE

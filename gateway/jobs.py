@@ -23,6 +23,7 @@ from gateway.models import (
 )
 from gateway.services import Services
 from gateway.submit import submit
+from pipeline import metrics
 from pipeline.errors import BadRequest, Conflict, Gone, JobFailed, NotFound
 from pipeline.store import JobStore, Outcome
 from pipeline.types import Job, Options
@@ -174,6 +175,7 @@ async def rerun_job(job_id: str, data: dict[str, Any], services: Services,
         state = job.status if outcome is Outcome.RUNNING else "changing"
         raise Conflict(f"job {job_id} is still {state}; wait until it has finished "
                        f"(GET /jobs/{job_id}?wait=60), then rerun it")
+    await metrics.record(services.store, metrics.JOBS_RERUN.inc())
     log.info("job=%s rerun %d from %s with %s", job_id, job.run + 1, from_stage, overrides)
     return Response(RerunAccepted(job_id=job_id, run=job.run + 1, status=JobStatus.QUEUED),
                     status_code=202, headers=_location(job_id))
@@ -199,8 +201,15 @@ async def list_jobs(
 @delete("/jobs/{job_id:str}", status_code=200,
         summary="Cancel a job wherever it is and delete it with its files")
 async def delete_job(job_id: str, services: Services, owner: str | None) -> Deleted:
-    await _find(services.store, job_id, owner)
-    if not await services.store.delete(job_id):
+    store = services.store
+    await _find(store, job_id, owner)
+    # Cancelled here first (deleting cancels too) to learn whether this request ended the run.
+    cancelled = await store.cancel(job_id) is Outcome.OK
+    deleted = await store.delete(job_id)
+    await metrics.record(store,
+                         metrics.JOBS_FINISHED.inc(JobStatus.CANCELLED) if cancelled else [],
+                         metrics.JOBS_DELETED.inc() if deleted else [])
+    if not deleted:
         raise _not_found(job_id)
     log.info("job=%s deleted", job_id)
     return Deleted(deleted=job_id)

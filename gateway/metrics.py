@@ -1,60 +1,64 @@
 """GET /metrics: Prometheus text, read from Redis at scrape time.
 
 Nothing is counted in the gateway's memory: with several gateway replicas, or after a
-restart, every scrape still sees the whole pipeline. prometheus-client collectors are
-synchronous, so the Redis reads happen first and a collector renders their snapshot.
+restart, every scrape still sees the whole pipeline. A scrape only reads, with the same
+few commands however many jobs are kept: the status indexes' sizes, each stage stream's
+state, and the counters and histogram of pipeline/metrics.py (written by the processes
+that commit each change). prometheus-client collectors are synchronous, so the Redis reads
+happen first and a collector renders their snapshot.
 """
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
-from datetime import datetime
+from itertools import product
 
 from litestar import Response, get
 from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, generate_latest
-from prometheus_client.core import GaugeMetricFamily, HistogramMetricFamily, Metric
+from prometheus_client.core import (
+    CounterMetricFamily,
+    GaugeMetricFamily,
+    HistogramMetricFamily,
+    Metric,
+)
 from prometheus_client.registry import Collector
 
 from gateway.services import Services
 from gateway.streams import StageStats, stage_stats
+from pipeline import metrics as recorded
 from pipeline.store import JobStore
 from pipeline.types import Status
-from stages.table import JobStatus
+from stages.table import STAGES, JobStatus
 
-#: Completed jobs whose stage durations feed the histogram.
-RECENT_JOBS = 200
-DURATION_BUCKETS = (1.0, 5.0, 15.0, 30.0, 60.0, 120.0, 300.0, 600.0, 1800.0, 3600.0)
+#: The values each label takes, so that every series is there from the first scrape (at
+#: 0) and rate() sees its first increase.
+KNOWN_LABEL_VALUES: dict[str, Sequence[str]] = {
+    "stage": STAGES,
+    "status": [s.value for s in JobStatus if s.terminal],
+    "outcome": recorded.STAGE_OUTCOMES,
+}
 
 
 @dataclass
 class Snapshot:
     jobs_by_status: dict[Status, int] = field(default_factory=dict)
     stages: dict[str, StageStats] = field(default_factory=dict)
-    durations: dict[str, list[float]] = field(default_factory=dict)
-
-
-def _seconds(start: str | None, end: str | None) -> float | None:
-    if not start or not end:
-        return None
-    delta = datetime.fromisoformat(end) - datetime.fromisoformat(start)
-    return max(delta.total_seconds(), 0.0)
+    readings: recorded.Readings = field(default_factory=recorded.Readings)
 
 
 async def read_snapshot(store: JobStore) -> Snapshot:
     snap = Snapshot()
-    # Pruning first, so jobs that expired since the janitor's last pass are not counted.
-    await store.prune()
+    # Expired jobs stay counted until housekeeping prunes them (pipeline/janitor.py).
     snap.jobs_by_status = await store.count_by_status()
     for stage in store.table.names:
         snap.stages[stage] = await stage_stats(store, stage)
-    recent, _ = await store.list(status=JobStatus.COMPLETED, limit=RECENT_JOBS)
-    for job in recent:
-        for stage, record in job.stages.items():
-            seconds = _seconds(record.started_at, record.finished_at)
-            if seconds is not None:
-                snap.durations.setdefault(stage, []).append(seconds)
+    snap.readings = await recorded.read(store)
     return snap
+
+
+def _label_sets(labels: Sequence[str]) -> list[tuple[str, ...]]:
+    return list(product(*(KNOWN_LABEL_VALUES.get(label, ()) for label in labels)))
 
 
 class SnapshotCollector(Collector):
@@ -81,15 +85,27 @@ class SnapshotCollector(Collector):
             for name, family in gauges.items():
                 family.add_metric([stage], getattr(stats, name))
         yield from gauges.values()
-        hist = HistogramMetricFamily(
-            "stt_stage_duration_seconds",
-            f"Stage running time over the last {RECENT_JOBS} completed jobs", labels=["stage"])
-        for stage, values in sorted(self.snap.durations.items()):
-            buckets = [(f"{bound:g}", float(sum(v <= bound for v in values)))
-                       for bound in DURATION_BUCKETS]
-            buckets.append(("+Inf", float(len(values))))
-            hist.add_metric([stage], buckets, sum_value=sum(values))
-        yield hist
+        yield from self._counters()
+        yield from self._histograms()
+
+    def _counters(self) -> Iterator[Metric]:
+        for counter, values in self.snap.readings.counters.items():
+            family = CounterMetricFamily(counter.name, counter.help, labels=counter.labels)
+            seeded = {labels: 0.0 for labels in _label_sets(counter.labels)}
+            for labels, value in sorted({**seeded, **values}.items()):
+                family.add_metric(labels, value)
+            yield family
+
+    def _histograms(self) -> Iterator[Metric]:
+        for hist, series in self.snap.readings.histograms.items():
+            family = HistogramMetricFamily(hist.name, hist.help, labels=hist.labels)
+            empty = recorded.HistogramValues([0] * len(hist.bounds))
+            seeded = {labels: empty for labels in _label_sets(hist.labels)}
+            for labels, values in sorted({**seeded, **series}.items()):
+                buckets = [(le, float(n))
+                           for le, n in zip(hist.bounds, values.cumulative(), strict=True)]
+                family.add_metric(labels, buckets, sum_value=values.sum)
+            yield family
 
 
 @get("/metrics", summary="Prometheus metrics", include_in_schema=True)

@@ -12,9 +12,10 @@ import msgspec
 from litestar import Request
 
 from gateway.uploads import Upload, receive_upload
+from pipeline import metrics
 from pipeline.errors import BadRequest, PermanentError, QueueFull, TooLarge, UnsupportedMedia
-from stages.media import probe
 from pipeline.store import JobStore, new_job_id
+from stages.media import probe
 from stages.options import JobOptions
 from stages.settings import Settings
 
@@ -95,6 +96,7 @@ async def submit(request: Request[Any, Any, Any], store: JobStore, settings: Set
         files.remove()
         raise
     if created:
+        await metrics.record(store, metrics.JOBS_CREATED.inc())
         log.info("job=%s queued: %s (%d bytes)", job_id, upload.filename, upload.size)
     else:
         files.remove()

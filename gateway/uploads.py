@@ -19,6 +19,7 @@ from litestar import Request
 from multipart import MultipartError, MultipartSegment, PushMultipartParser
 
 from pipeline.errors import BadRequest, TooLarge, UnsupportedMedia
+from pipeline.files import uploads_dir
 
 #: Room the multipart framing and the option fields may take besides the file itself.
 FORM_OVERHEAD = 64 * 1024
@@ -33,10 +34,6 @@ class Upload:
     size: int
     filename: str | None  # sanitised, for display only
     fields: dict[str, str] = field(default_factory=dict)
-
-
-def uploads_dir(jobs_path: Path) -> Path:
-    return jobs_path / ".uploads"
 
 
 def display_name(raw: str | None) -> str | None:

@@ -24,6 +24,11 @@ def valid_job_id(job_id: str) -> bool:
     return bool(_JOB_ID.match(job_id))
 
 
+def uploads_dir(jobs_path: Path) -> Path:
+    """Where the gateway keeps uploads while they stream in, before they become a job's."""
+    return jobs_path / ".uploads"
+
+
 @dataclass(frozen=True)
 class JobFiles:
     """The folder of one job. Each stage writes its own artifacts in it, so that a later

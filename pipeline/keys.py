@@ -78,6 +78,20 @@ class Keys:
         """Set of the one-off data migrations already applied to this prefix's keys."""
         return f"{self.prefix}:migrations"
 
+    @property
+    def metrics(self) -> str:
+        """Hash of the counters and histograms that only grow (see pipeline/metrics.py)."""
+        return f"{self.prefix}:metrics"
+
+    def metrics_once(self, token: str) -> str:
+        """Marks one recording of metrics as applied, so that a resent one is not."""
+        return f"{self.metrics}:once:{token}"
+
+    @property
+    def janitor(self) -> str:
+        """Held by the process running the housekeeping pass, until the next one is due."""
+        return f"{self.prefix}:janitor"
+
     def idempotency(self, owner: str, key: str) -> str:
         digest = hashlib.sha256(f"{owner}\0{key}".encode()).hexdigest()
         return f"{self.prefix}:idem:{digest}"

@@ -16,6 +16,7 @@ from datetime import datetime
 
 import msgspec
 
+from pipeline import metrics
 from pipeline.keys import LIVE
 from pipeline.store import JobStore, Outcome
 
@@ -65,6 +66,7 @@ async def replay(store: JobStore, stage: str, start: str = "-", end: str = "+", 
                 report.skipped[job_id] = str(exc)
                 continue
             if outcome is Outcome.OK:
+                await metrics.record(store, metrics.JOBS_RERUN.inc())
                 await store.redis.sadd(done_key, job_id)
                 await store.redis.expire(done_key, store.settings.job_ttl_seconds)
                 report.rerun.append(job_id)

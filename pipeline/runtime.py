@@ -31,7 +31,7 @@ from typing import Any, TypeVar
 import msgspec
 from redis.exceptions import ResponseError
 
-from pipeline import allocator
+from pipeline import allocator, janitor, metrics
 from pipeline.connection import CONNECTION_ERRORS, Backoff
 from pipeline.errors import JobGone, OwnershipLost, PermanentError, TransientError
 from pipeline.keys import LIVE
@@ -39,7 +39,7 @@ from pipeline.logs import job_log
 from pipeline.settings import Settings
 from pipeline.stage import JobContext, Stage
 from pipeline.store import Delivery, JobStore, Outcome
-from pipeline.types import Job, Options, StreamMessage
+from pipeline.types import COMPLETED, Job, Options, StreamMessage
 
 log = logging.getLogger(__name__)
 
@@ -227,7 +227,8 @@ class Worker:
             return
         except PermanentError as exc:
             jlog.info("failed: %s", exc)
-            await self._commit(lambda: self.store.fail(d, str(exc)))
+            if await self._commit(lambda: self.store.fail(d, str(exc))) is Outcome.OK:
+                await metrics.record(self.store, metrics.job_failed(d.stage, metrics.FAILED))
             return
         except Exception as exc:  # noqa: BLE001 - any other failure is retried, then dead-lettered
             await self._retry_later(d, job, exc, jlog)
@@ -238,10 +239,17 @@ class Worker:
                 # At once rather than in a thread: it takes milliseconds, and an await here
                 # could be cancelled on shutdown.
                 allocator.give_back()
+        seconds = time.monotonic() - started
         outcome = await self._commit(lambda: self.store.finish(d, job.plan))
+        if outcome is Outcome.OK:
+            completed = d.stage == job.plan[-1]
+            await metrics.record(
+                self.store, metrics.STAGE_RUNS.inc(d.stage, metrics.DONE),
+                metrics.STAGE_SECONDS.observe(seconds, d.stage),
+                metrics.JOBS_FINISHED.inc(COMPLETED) if completed else [])
         self._retry_backoff.reset()
         self.jobs_done += 1
-        jlog.info("finished in %.2fs: %s", time.monotonic() - started, outcome)
+        jlog.info("finished in %.2fs: %s", seconds, outcome)
         if outcome is Outcome.GONE:
             await self._cleanup_if_gone(d)
 
@@ -253,9 +261,12 @@ class Worker:
             jlog.exception("attempt failed, will retry")
         reason = f"{type(exc).__name__}: {exc}" if not isinstance(exc, TransientError) else str(exc)
         try:
-            await self.store.progress(d, job.plan, 0.0, f"retrying {d.stage}", error=reason)
+            outcome = await self.store.progress(d, job.plan, 0.0, f"retrying {d.stage}",
+                                                error=reason)
         except CONNECTION_ERRORS:
-            pass
+            outcome = None
+        if outcome is Outcome.OK:
+            await metrics.record(self.store, metrics.STAGE_RETRIES.inc(d.stage))
         # The entry stays pending: reading our history again redelivers it and counts it.
         self._read_history = True
         await self._retry_backoff.sleep()
@@ -266,8 +277,10 @@ class Worker:
         reason = (f"{d.stage} gave up after {deliveries - 1} attempts: "
                   + (last or "the worker died or stalled each time"))
         job_log(log, d.job_id, d.stage).error("dead-lettered: %s", reason)
-        await self._commit(
+        outcome = await self._commit(
             lambda: self.store.fail(d, reason, dead_letter=True, deliveries=deliveries))
+        if outcome is Outcome.OK:
+            await metrics.record(self.store, metrics.job_failed(d.stage, metrics.DEAD_LETTERED))
 
     async def _dead_letter_malformed(self, entry_id: str, fields: dict[str, str],
                                      error: str) -> None:
@@ -342,6 +355,8 @@ class Worker:
         self._last_maintenance = time.monotonic()
         await self._trim()
         await self._forget_dead_consumers()
+        # Here too, not only in the gateway: a deployment of only workers cleans its disk.
+        await janitor.sweep_if_due(self.store)
 
     async def _trim(self) -> None:
         """Drop entries every group has acknowledged and that are older than the retention,

@@ -8,7 +8,8 @@ import httpx
 import msgspec
 from redis.asyncio import Redis
 
-from gateway.uploads import display_name, uploads_dir
+from gateway.uploads import display_name
+from pipeline.files import uploads_dir
 from stages.settings import Settings
 from pipeline.store import JobStore
 from tests.gateway.conftest import serve, submit
