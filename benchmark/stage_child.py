@@ -16,12 +16,12 @@ from pathlib import Path
 
 import msgspec
 
-from benchmark import memory
 from benchmark.channel import reply_channel
-from benchmark.jobs import context
 from pipeline import allocator
 from pipeline.settings import Settings
 from pipeline.worker import DEFAULT_STAGES, load_stage
+from tests.support import memory
+from tests.support.jobs import context
 
 
 class Run(msgspec.Struct):

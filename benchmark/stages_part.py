@@ -8,11 +8,11 @@ from pathlib import Path
 
 import msgspec
 
-from benchmark.audio import repeated, sample_wav
-from benchmark.jobs import new_job
 from benchmark.procs import Processes, child_env
 from benchmark.report import PartResult
 from benchmark.stage_child import Measured
+from tests.support.audio import repeated, sample_wav
+from tests.support.jobs import new_job
 
 STAGES = ("decode", "diarize", "transcribe")
 DEFAULT_SECONDS = (30.0, 60.0, 300.0)

@@ -11,8 +11,8 @@ from redis.asyncio import Redis
 from gateway.uploads import display_name, uploads_dir
 from pipeline.settings import Settings
 from pipeline.store import JobStore
-from tests.gateway.conftest import serve, submit
-from benchmark.audio import silent_wav
+from tests.support.audio import silent_wav
+from tests.support.gateway import serve, submit
 
 BOUNDARY = "gatewaytestboundary"
 

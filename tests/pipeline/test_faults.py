@@ -11,8 +11,7 @@ import pytest
 from pipeline.settings import Settings
 from pipeline.store import JobStore
 from pipeline.types import JobStatus, StageStatus
-from tests.pipeline.test_flow import finished, submit
-from tests.support.stages import TEST_STAGES, Behaviour, Script, runs
+from tests.support.stages import TEST_STAGES, Behaviour, Script, finished, runs, submit
 from tests.support.workers import running_workers, spawn_worker, until
 
 pytestmark = pytest.mark.system
