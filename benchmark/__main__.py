@@ -37,7 +37,7 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
                         help=f"parts to run (default: all): {', '.join(PARTS)}")
     parser.add_argument("--json", type=Path, help="write every figure to this JSON file")
     parser.add_argument("--markdown", type=Path,
-                        help="write the README's Performance table to this file")
+                        help="write a table of every figure for docs/performance.md to this file")
     parser.add_argument("--full", action="store_true",
                         help="the long sizes: 5 min overhead file, 20 throughput jobs (also "
                         "with CPU_THREADS=1 on diarize), 30 min stages run, 3 repeats of "

@@ -18,9 +18,10 @@ from typing import Any
 
 import msgspec
 
-from benchmark import memory, scoring
-from benchmark.audio import sample_wav
+from benchmark import scoring
 from benchmark.channel import reply_channel
+from tests.support import memory
+from tests.support.audio import sample_wav
 
 WARMUP = "warm-up"
 

@@ -8,10 +8,10 @@ import subprocess
 
 import msgspec
 
-from benchmark.audio import duration, sample_wav
 from benchmark.diarization_child import Knobs, Trial
 from benchmark.procs import Processes, child_env
 from benchmark.report import PartResult
+from tests.support.audio import duration, sample_wav
 
 DER_SLACK = 0.01
 ROUNDS = 3

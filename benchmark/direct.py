@@ -15,8 +15,8 @@ from pathlib import Path
 import msgspec
 
 from benchmark.channel import reply_channel
-from benchmark.jobs import context, new_job
 from stages.settings import Settings
+from tests.support.jobs import context, new_job
 
 
 class Request(msgspec.Struct):

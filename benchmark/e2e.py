@@ -16,12 +16,12 @@ from pathlib import Path
 import msgspec
 
 from benchmark import scoring
-from benchmark.audio import duration, repeated, sample_wav
 from benchmark.direct import Reply, Request
 from benchmark.procs import Processes, child_env
 from benchmark.report import PartResult
 from benchmark.service import Service, service
 from stages.artifacts import Files
+from tests.support.audio import duration, repeated, sample_wav
 
 OVERHEAD_TARGET = 1.10
 THROUGHPUT_TARGET = 1.0

@@ -14,10 +14,10 @@ from pathlib import Path
 import httpx
 
 from benchmark import loadgen
-from benchmark.audio import silent_wav
 from benchmark.procs import Processes, child_env, embedded_pid, wait_http
 from benchmark.report import PartResult
 from pipeline.embedded import free_port
+from tests.support.audio import silent_wav
 
 SECONDS = 5.0
 WARMUP_SECONDS = 1.0

@@ -68,7 +68,7 @@ def table(part: PartResult) -> str:
 
 
 def markdown(report: Report) -> str:
-    """The README section: machine, date, command and one table of every figure."""
+    """A table for docs/performance.md: machine, date, command and one table of every figure."""
     m = report.machine
     lines = [
         "## Benchmarks", "",

@@ -6,8 +6,8 @@ from pathlib import Path
 
 import msgspec
 
-from benchmark.audio import sample_dir
 from stages.types import Result, SpeakerTurn
+from tests.support.audio import sample_dir
 
 
 class Diarized(msgspec.Struct):

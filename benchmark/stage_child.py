@@ -16,13 +16,13 @@ from pathlib import Path
 
 import msgspec
 
-from benchmark import memory
 from benchmark.channel import reply_channel
-from benchmark.jobs import context
 from pipeline import allocator
 from pipeline.stage import load_stage
 from stages.settings import Settings
 from stages.table import TABLE
+from tests.support import memory
+from tests.support.jobs import context
 
 
 class Run(msgspec.Struct):

@@ -8,12 +8,12 @@ from pathlib import Path
 
 import msgspec
 
-from benchmark.audio import repeated, sample_wav
-from benchmark.jobs import new_job
 from benchmark.procs import Processes, child_env
 from benchmark.report import PartResult
 from benchmark.stage_child import Measured
 from stages.table import STAGES
+from tests.support.audio import repeated, sample_wav
+from tests.support.jobs import new_job
 
 DEFAULT_SECONDS = (30.0, 60.0, 300.0)
 FULL_SECONDS = (30.0, 60.0, 300.0, 1800.0)

@@ -22,9 +22,8 @@ from stages.settings import Settings
 from pipeline.store import JobStore
 from stages.options import JobOptions
 from stages.types import FORMATS
-from tests.gateway.conftest import serve
-from benchmark.audio import silent_wav
-from tests.stages.conftest import SAMPLE_DIR
+from tests.support.audio import sample_wav, silent_wav
+from tests.support.gateway import serve
 from tests.support.option_stages import GATEWAY_STAGES
 from tests.support.workers import REPO, running_workers, until
 
@@ -60,7 +59,7 @@ async def test_submit_wait_prints_the_result(settings: Settings, store: JobStore
 @pytest.mark.models
 async def test_stt_up_serves_a_diarized_transcript(tmp_path: Path) -> None:
     """What the README's quick start promises, on the offline default models."""
-    shutil.copy(SAMPLE_DIR / "sample.wav", tmp_path / "meeting.wav")
+    shutil.copy(sample_wav(), tmp_path / "meeting.wav")
     port = free_port()
     env = {**os.environ, "JOBS_DIR": str(tmp_path / "jobs"), "PORT": str(port),
            "PYTHONPATH": str(REPO)}

@@ -14,8 +14,8 @@ from pipeline.types import StageStatus
 from stages.options import JobOptions
 from stages.table import TABLE, JobStatus
 from stages.types import Result
-from tests.pipeline.test_flow import finished
-from tests.stages.conftest import SAMPLE_DIR
+from tests.support.audio import sample_wav
+from tests.support.stages import finished
 from tests.support.workers import spawn_worker, until
 
 pytestmark = [pytest.mark.models, pytest.mark.system]
@@ -29,7 +29,7 @@ async def test_sample_through_three_worker_processes(store: JobStore, settings: 
     try:
         job_id = new_job_id()
         store.files(job_id).create()
-        shutil.copy(SAMPLE_DIR / "sample.wav", store.files(job_id).input)
+        shutil.copy(sample_wav(), store.files(job_id).input)
         await store.create(job_id, JobOptions(), input_name="sample.wav")
         await until(lambda: finished(store, job_id), timeout=600, what="the job to finish")
     finally:

@@ -180,7 +180,7 @@ sys.meta_path.insert(0, Block())
 
 import gateway.__main__
 from litestar.testing import TestClient
-from benchmark.audio import silent_wav
+from tests.support.audio import silent_wav
 from gateway import create_app
 from stages.settings import Settings
 

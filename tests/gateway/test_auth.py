@@ -6,7 +6,7 @@ import msgspec
 
 from stages.settings import Settings
 from pipeline.store import JobStore
-from tests.gateway.conftest import serve, submit
+from tests.support.gateway import serve, submit
 
 K1 = {"Authorization": "Bearer key-one"}
 K2 = {"Authorization": "Bearer key-two"}

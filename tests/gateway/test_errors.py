@@ -21,7 +21,7 @@ from pipeline.errors import (
     UnsupportedMedia,
     error_for,
 )
-from tests.gateway.conftest import submit
+from tests.support.gateway import submit
 
 REPO = Path(__file__).resolve().parents[2]
 

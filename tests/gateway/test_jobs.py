@@ -6,13 +6,13 @@ import asyncio
 import io
 import time
 from pathlib import Path
-from typing import Any
 
 import httpx
 import msgspec
 import srt
 import webvtt
 from pyannote.core import Annotation, Segment as Span
+from litestar import Litestar
 from redis.asyncio import Redis
 
 from gateway.events import POLL_SECONDS, JobEvents, next_change
@@ -20,31 +20,13 @@ from stages.settings import Settings
 from pipeline.store import JobStore
 from stages.table import JobStatus
 from stages.types import Result
-from tests.pipeline.test_flow import submit as submit_job
-from tests.gateway.conftest import submit
+from tests.support.gateway import completed_job, finished, job_events, submit, waiters
 from tests.support.option_stages import GATEWAY_STAGES, RESULT
+from tests.support.stages import submit as submit_job
 from tests.support.workers import running_workers, until
 
 JOB_FIELDS = {"id", "status", "progress", "stage_detail", "result", "error", "created_at",
               "updated_at", "stages", "options", "input_name", "run", "runs"}
-
-
-async def finished(client: httpx.AsyncClient, job_id: str, timeout: float = 30) -> dict[str, Any]:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        body: dict[str, Any] = (await client.get(f"/jobs/{job_id}", params={"wait": 5})).json()
-        if body["status"] in ("completed", "failed", "cancelled"):
-            return body
-    raise AssertionError(f"job {job_id} did not finish in {timeout}s")
-
-
-async def completed_job(client: httpx.AsyncClient, store: JobStore) -> str:
-    async with running_workers(store, GATEWAY_STAGES):
-        response = await submit(client, language="en", num_speakers="2")
-        assert response.status_code == 202, response.text
-        job_id: str = response.json()["job_id"]
-        assert (await finished(client, job_id))["status"] == "completed"
-    return job_id
 
 
 async def test_job_runs_to_completion(client: httpx.AsyncClient, store: JobStore) -> None:
@@ -122,11 +104,12 @@ async def test_result_is_409_until_completed(client: httpx.AsyncClient) -> None:
     assert "queued" in message and f"GET /jobs/{job_id}" in message
 
 
-async def test_long_poll_wakes_on_progress(client: httpx.AsyncClient, store: JobStore) -> None:
+async def test_long_poll_wakes_on_progress(app: Litestar, client: httpx.AsyncClient,
+                                           store: JobStore) -> None:
     job_id = (await submit(client)).json()["job_id"]
     poll = asyncio.create_task(client.get(f"/jobs/{job_id}", params={"wait": 30}))
-    # The poll must be subscribed before anything happens; it cannot answer before a change.
-    await asyncio.sleep(0)
+    # The poll must be waiting before anything happens; it cannot answer before a change.
+    await until(lambda: waiters(job_events(app), job_id) == 1, what="the poll to wait")
     started = time.monotonic()
     async with running_workers(store, GATEWAY_STAGES):
         body = (await poll).json()
@@ -148,14 +131,15 @@ async def subscribed_connections(redis: Redis) -> int:
     return sum(1 for c in await redis.client_list() if int(c["sub"]) or int(c["psub"]))
 
 
-async def test_waiting_clients_share_one_subscription(client: httpx.AsyncClient,
+async def test_waiting_clients_share_one_subscription(app: Litestar, client: httpx.AsyncClient,
                                                       store: JobStore) -> None:
     await until(lambda: subscribed_connections(store.redis), what="the gateway to subscribe")
     before = await subscribed_connections(store.redis)
     job_ids = [(await submit(client)).json()["job_id"] for _ in range(4)]
     polls = [asyncio.create_task(client.get(f"/jobs/{job_id}", params={"wait": 30}))
              for job_id in job_ids for _ in range(5)]
-    await asyncio.sleep(0.5)
+    await until(lambda: sum(waiters(job_events(app), job_id) for job_id in job_ids) == 20,
+                what="every poll to wait")
     assert not any(poll.done() for poll in polls)
     assert await subscribed_connections(store.redis) == before
     started = time.monotonic()
@@ -172,7 +156,7 @@ async def test_waiters_poll_while_there_is_no_subscription(store: JobStore) -> N
     job = await store.get(job_id)
     assert job is not None
     waiting = asyncio.create_task(next_change(events, job, 30))
-    await asyncio.sleep(0.1)
+    await until(lambda: waiters(events, job_id) == 1, what="the waiter to watch the job")
     started = time.monotonic()
     await store.cancel(job_id)
     changed = await waiting

@@ -17,8 +17,7 @@ from gateway.metrics import read_snapshot
 from pipeline.store import Delivery, JobStore, Outcome, new_job_id
 from stages.options import JobOptions
 from stages.table import TABLE, JobStatus
-from tests.gateway.conftest import submit
-from tests.gateway.test_jobs import finished
+from tests.support.gateway import finished, submit
 from tests.support.option_stages import GATEWAY_STAGES
 from tests.support.workers import running_workers, until
 

@@ -14,9 +14,8 @@ from pipeline.files import uploads_dir
 from pipeline.janitor import sweep
 from stages.settings import Settings
 from pipeline.store import JobStore, new_job_id
-from tests.gateway.conftest import serve, submit
+from tests.support.gateway import finished, serve, submit
 from tests.support.option_stages import GATEWAY_STAGES
-from tests.gateway.test_jobs import finished
 from tests.support.workers import running_workers, until
 
 

@@ -5,9 +5,8 @@ from __future__ import annotations
 import httpx
 
 from pipeline.store import JobStore
-from tests.gateway.conftest import submit
+from tests.support.gateway import completed_job, finished, submit
 from tests.support.option_stages import GATEWAY_STAGES
-from tests.gateway.test_jobs import completed_job, finished
 from tests.support.workers import running_workers
 
 

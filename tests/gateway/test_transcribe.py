@@ -9,8 +9,8 @@ import msgspec
 from stages.settings import Settings
 from pipeline.store import JobStore
 from stages.types import Result
-from tests.gateway.conftest import serve, submit
-from benchmark.audio import silent_wav
+from tests.support.audio import silent_wav
+from tests.support.gateway import finished, serve, submit
 from tests.support.option_stages import GATEWAY_STAGES, RESULT
 from tests.support.workers import running_workers
 
@@ -36,9 +36,8 @@ async def test_times_out_to_202(settings: Settings, store: JobStore) -> None:
         assert response.headers["location"] == f"/jobs/{job_id}"
         # Nothing is lost: the job goes on once a worker is there.
         async with running_workers(store, GATEWAY_STAGES):
-            body = (await client.get(f"/jobs/{job_id}", params={"wait": 20})).json()
-            while body["status"] != "completed":
-                body = (await client.get(f"/jobs/{job_id}", params={"wait": 20})).json()
+            body = await finished(client, job_id, timeout=60)
+        assert body["status"] == "completed", body
         assert body["result"] is not None
 
 

@@ -12,8 +12,8 @@ from gateway.uploads import display_name
 from pipeline.files import uploads_dir
 from stages.settings import Settings
 from pipeline.store import JobStore
-from tests.gateway.conftest import serve, submit
-from benchmark.audio import silent_wav
+from tests.support.audio import silent_wav
+from tests.support.gateway import serve, submit
 
 BOUNDARY = "gatewaytestboundary"
 

@@ -3,12 +3,11 @@
 from __future__ import annotations
 
 import ctypes
-import time
 from collections.abc import Iterator
 
 import pytest
 
-from benchmark.memory import rss_mb
+from tests.support.memory import rss_mb
 from pipeline import allocator
 
 pytestmark = pytest.mark.skipif(allocator._LIBC is None, reason="needs glibc")

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import os
 import signal
 from pathlib import Path
 
@@ -12,8 +11,7 @@ from stages.settings import Settings
 from pipeline.store import JobStore
 from pipeline.types import StageStatus
 from stages.table import JobStatus
-from tests.pipeline.test_flow import finished, submit
-from tests.support.stages import TEST_STAGES, Behaviour, Script, runs
+from tests.support.stages import TEST_STAGES, Behaviour, Script, finished, runs, submit
 from tests.support.workers import running_workers, spawn_worker, until
 
 pytestmark = pytest.mark.system

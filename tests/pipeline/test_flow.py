@@ -5,26 +5,12 @@ from __future__ import annotations
 import msgspec
 import pytest
 
-from pipeline.store import JobStore, new_job_id
+from pipeline.store import JobStore
 from pipeline.types import StageStatus
-from stages.options import JobOptions
 from stages.table import JobStatus
 from stages.types import Result
-from tests.support.stages import Behaviour, Script, runs, write_script
+from tests.support.stages import Behaviour, Script, finished, runs, submit
 from tests.support.workers import running_workers, until
-
-
-async def submit(store: JobStore, script: Script | None = None, **options: object) -> str:
-    job_id = new_job_id()
-    write_script(store.files(job_id).input, script or Script())
-    created_id, created = await store.create(job_id, JobOptions(**options))  # type: ignore[arg-type]
-    assert created and created_id == job_id
-    return job_id
-
-
-async def finished(store: JobStore, job_id: str) -> bool:
-    job = await store.get(job_id)
-    return job is not None and job.status.terminal
 
 
 async def test_job_flows_through_three_stages(store: JobStore) -> None:

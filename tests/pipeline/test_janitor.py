@@ -11,7 +11,7 @@ import msgspec
 from pipeline import janitor
 from pipeline.store import JobStore
 from stages.table import JobStatus
-from tests.pipeline.test_flow import submit
+from tests.support.stages import submit
 from tests.support.workers import running_workers, until
 
 

@@ -12,9 +12,8 @@ from pipeline import metrics
 from pipeline.logs import job_log
 from pipeline.runtime import Worker
 from pipeline.store import JobStore
-from tests.pipeline.test_flow import finished, submit
 from tests.pipeline.test_store import delivered
-from tests.support.stages import Behaviour, Decode, Script
+from tests.support.stages import Behaviour, Decode, Script, finished, submit
 from tests.support.workers import running_workers, until
 
 

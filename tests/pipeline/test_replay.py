@@ -5,8 +5,7 @@ from __future__ import annotations
 from pipeline.replay import replay
 from pipeline.store import JobStore
 from stages.table import JobStatus
-from tests.pipeline.test_flow import finished, submit
-from tests.pipeline.test_rerun import stages_run
+from tests.support.stages import finished, stages_run, submit
 from tests.support.workers import running_workers, until
 
 

@@ -10,8 +10,7 @@ import pytest
 from pipeline.store import JobStore, Outcome
 from pipeline.types import Job
 from stages.table import STAGES, JobStatus
-from tests.pipeline.test_flow import finished, submit
-from tests.support.stages import Behaviour, Script, runs
+from tests.support.stages import Behaviour, Script, finished, stages_run, submit
 from tests.support.workers import running_workers, until
 
 
@@ -19,11 +18,6 @@ async def completed(store: JobStore, job_id: str) -> Job:
     job = await store.get(job_id)
     assert job is not None and job.status is JobStatus.COMPLETED, job
     return job
-
-
-def stages_run(store: JobStore, job_id: str, run: int) -> list[str]:
-    return [line.split()[1] for line in runs(store.files(job_id).root)
-            if line.startswith(f"{run} ") and line.split()[2] == "start"]
 
 
 @pytest.mark.parametrize(("from_stage", "expected"), [

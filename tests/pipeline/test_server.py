@@ -24,8 +24,7 @@ from pipeline.embedded import (
 from stages.settings import Settings
 from pipeline.store import JobStore
 from stages.table import TABLE, JobStatus
-from tests.pipeline.test_flow import finished, submit
-from tests.support.stages import Behaviour, Script
+from tests.support.stages import Behaviour, Script, finished, submit
 from tests.support.workers import REPO, running_workers, until
 
 pytestmark = pytest.mark.system
@@ -97,7 +96,9 @@ async def test_a_wipe_while_a_job_runs_stops_no_worker(own_store: JobStore,
         running = await submit(store, Script(stages={"decode": Behaviour(wait_for=str(gate))}))
         await until(lambda: _stage_running(store, running, "decode"))
         await store.redis.flushall()
-        # Past the maintenance interval, so that maintenance runs right after the job.
+        # Time under test, not a synchronisation: the busy worker's maintenance interval
+        # (shorter than CLAIM_IDLE_SECONDS here) passes while the job holds it, so that
+        # maintenance runs right after the job, on the wiped server.
         await asyncio.sleep(store.settings.claim_idle_seconds)
         gate.touch()
         for _ in range(2):

@@ -13,7 +13,6 @@ from dataclasses import dataclass  # noqa: E402
 from typing import TYPE_CHECKING, Any  # noqa: E402
 from pathlib import Path  # noqa: E402
 
-import importlib.util  # noqa: E402
 import shutil  # noqa: E402
 
 import msgspec  # noqa: E402
@@ -24,7 +23,8 @@ from pipeline.stage import JobContext  # noqa: E402
 from stages.options import JobOptions  # noqa: E402
 from stages.types import Result  # noqa: E402
 from stages.decode import DecodeStage  # noqa: E402
-from tests.stages.jobs import Progress, make_context  # noqa: E402
+from tests.support.audio import sample_dir  # noqa: E402
+from tests.support.jobs import Progress, make_context  # noqa: E402
 from tests.support.media_gen import Turn, conversation  # noqa: E402
 
 if TYPE_CHECKING:
@@ -34,14 +34,7 @@ if TYPE_CHECKING:
     from stages.transcribe import TranscribeStage
 
 
-def _sample_dir() -> Path:
-    # Found without importing pyannote (and torch) so the media tests stay fast.
-    spec = importlib.util.find_spec("pyannote.audio")
-    assert spec is not None and spec.origin is not None, "pyannote.audio is not installed"
-    return Path(spec.origin).parent / "sample"
-
-
-SAMPLE_DIR = _sample_dir()
+SAMPLE_DIR = sample_dir()
 
 MakeContext = Callable[..., tuple[JobContext, Progress]]
 

@@ -7,7 +7,7 @@ from typing import TYPE_CHECKING
 
 import pytest
 
-from benchmark.audio import sample_wav
+from tests.support.audio import sample_wav
 from stages import audio
 
 if TYPE_CHECKING:

@@ -87,7 +87,7 @@ def test_diarization_batches_change_speed_not_results(settings: Settings) -> Non
     import numpy as np
     import torch
 
-    from benchmark.audio import sample_wav
+    from tests.support.audio import sample_wav
     from stages import audio
     from stages.diarize import diarize
 

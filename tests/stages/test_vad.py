@@ -28,7 +28,7 @@ def _file(samples: npt.NDArray[np.float32]) -> dict[str, Any]:
 @pytest.fixture(scope="module")
 def speech(tmp_path_factory: pytest.TempPathFactory) -> npt.NDArray[np.float32]:
     """pyannote's sample (30 s, two speakers) as the decode stage leaves it, twice over."""
-    from benchmark.audio import repeated
+    from tests.support.audio import repeated
 
     target = tmp_path_factory.mktemp("vad") / "sample-60s.wav"
     return audio.load(repeated(SAMPLE_DIR / "sample.wav", 60.0, target))

@@ -3,7 +3,7 @@
 Each job's input file is a :class:`Script` (JSON) saying what every stage should do, so a
 test can make one job slow, another fail, another kill its worker. Every stage appends a
 line to ``runs.log`` in the job's folder when it starts and when it ends its work, so tests
-can count attempts.
+can count attempts. :func:`submit` puts such a job into a store.
 """
 
 from __future__ import annotations
@@ -16,6 +16,8 @@ import msgspec
 
 from pipeline.errors import PermanentError, TransientError
 from pipeline.stage import JobContext, Stage
+from pipeline.store import JobStore, new_job_id
+from stages.options import JobOptions
 from stages.types import Result, Segment
 
 
@@ -39,6 +41,26 @@ def write_script(path: Path, script: Script) -> None:
 def runs(root: Path) -> list[str]:
     log = root / "runs.log"
     return log.read_text().splitlines() if log.exists() else []
+
+
+def stages_run(store: JobStore, job_id: str, run: int) -> list[str]:
+    """The stages that started work on run ``run`` of the job, in order."""
+    return [line.split()[1] for line in runs(store.files(job_id).root)
+            if line.startswith(f"{run} ") and line.split()[2] == "start"]
+
+
+async def submit(store: JobStore, script: Script | None = None, **options: object) -> str:
+    """A new job in ``store`` whose upload is ``script``; returns its id."""
+    job_id = new_job_id()
+    write_script(store.files(job_id).input, script or Script())
+    created_id, created = await store.create(job_id, JobOptions(**options))  # type: ignore[arg-type]
+    assert created and created_id == job_id
+    return job_id
+
+
+async def finished(store: JobStore, job_id: str) -> bool:
+    job = await store.get(job_id)
+    return job is not None and job.status.terminal
 
 
 class _ScriptedStage(Stage):

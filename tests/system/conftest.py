@@ -22,7 +22,7 @@ from pipeline.embedded import ServerInfo, free_port, running_server, start_serve
 from stages.settings import Settings
 from pipeline.store import JobStore
 from stages.table import STAGES, TABLE
-from benchmark.audio import silent_wav
+from tests.support.audio import silent_wav
 from tests.support.workers import REPO, spawn_worker, until, worker_env
 
 pytestmark = pytest.mark.system

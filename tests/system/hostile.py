@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import enum
 import io
 import os
 import random
@@ -12,17 +13,19 @@ from pathlib import Path
 
 from tests.support.media_gen import encode, tone, write_wav
 
-#: What the service may answer for an upload of each kind.
-NOT_AUDIO = "not audio"  # refused (4xx), or a job that fails with a readable reason
-DAMAGED = "damaged"  # the same, or a completed job from whatever audio survived
-AUDIO = "audio"  # fine audio under a hostile name: accepted and completed
+class Kind(enum.Enum):
+    """What the service may answer for an upload of each kind."""
+
+    NOT_AUDIO = "not audio"  # refused (4xx), or a job that fails with a readable reason
+    DAMAGED = "damaged"  # the same, or a completed job from whatever audio survived
+    AUDIO = "audio"  # fine audio under a hostile name: accepted and completed
 
 
 @dataclass(frozen=True)
 class Upload:
     name: str
     data: bytes
-    kind: str
+    kind: Kind
 
 
 def _riff(form: bytes, chunks: list[tuple[bytes, bytes]]) -> bytes:
@@ -62,47 +65,49 @@ def uploads(tmp: Path, canary: Path) -> list[Upload]:
     zipped = io.BytesIO()
     with zipfile.ZipFile(zipped, "w") as z:
         z.writestr("song.wav", good_wav)
+    concat = f"ffconcat version 1.0\nfile '{canary}'\n".encode()
     hls = f"#EXTM3U\n#EXT-X-TARGETDURATION:10\n#EXTINF:10,\n{canary}\n#EXT-X-ENDLIST\n"
     files = [
-        Upload("empty.wav", b"", NOT_AUDIO),
-        *(Upload(f"random{i}.wav", rng.randbytes(size), NOT_AUDIO)
+        Upload("empty.wav", b"", Kind.NOT_AUDIO),
+        *(Upload(f"random{i}.wav", rng.randbytes(size), Kind.NOT_AUDIO)
           for i, size in enumerate((1, 44, 512, 4096, 65536, 300_000))),
-        *(Upload(f"cut{i}.wav", good_wav[:cut], DAMAGED) for i, cut in enumerate((12, 44, 1000))),
-        *(Upload(f"cut{i}.{ext}", data[:cut], DAMAGED)
+        *(Upload(f"cut{i}.wav", good_wav[:cut], Kind.DAMAGED)
+          for i, cut in enumerate((12, 44, 1000))),
+        *(Upload(f"cut{i}.{ext}", data[:cut], Kind.DAMAGED)
           for ext, data in encoded.items() for i, cut in enumerate((4, 200, len(data) // 2))),
-        Upload("page.html", b"<!doctype html><html><body>hello</body></html>", NOT_AUDIO),
-        Upload("report.pdf", b"%PDF-1.4\n1 0 obj<<>>endobj\ntrailer<<>>\n%%EOF\n", NOT_AUDIO),
-        Upload("song.zip", zipped.getvalue(), NOT_AUDIO),
-        Upload("notes.wav", b"this is a text file, not audio\n" * 20, NOT_AUDIO),
-        Upload("image.png", b"\x89PNG\r\n\x1a\n" + rng.randbytes(200), NOT_AUDIO),
-        Upload("data.json", b'{"audio": false}', NOT_AUDIO),
-        Upload("prog.elf", Path("/bin/true").read_bytes()[:20000], NOT_AUDIO),
-        Upload("list.m3u8", hls.encode(), NOT_AUDIO),
-        Upload("audio.m3u8.wav", hls.encode(), NOT_AUDIO),
-        Upload("list.ffconcat", f"ffconcat version 1.0\nfile '{canary}'\n".encode(), NOT_AUDIO),
-        Upload("concat.mp3", f"ffconcat version 1.0\nfile '{canary}'\n".encode(), NOT_AUDIO),
-        Upload("movie.avi", hls_in_avi(canary), NOT_AUDIO),
-        Upload("movie.wav", hls_in_avi(canary), NOT_AUDIO),
+        Upload("page.html", b"<!doctype html><html><body>hello</body></html>", Kind.NOT_AUDIO),
+        Upload("report.pdf", b"%PDF-1.4\n1 0 obj<<>>endobj\ntrailer<<>>\n%%EOF\n", Kind.NOT_AUDIO),
+        Upload("song.zip", zipped.getvalue(), Kind.NOT_AUDIO),
+        Upload("notes.wav", b"this is a text file, not audio\n" * 20, Kind.NOT_AUDIO),
+        Upload("image.png", b"\x89PNG\r\n\x1a\n" + rng.randbytes(200), Kind.NOT_AUDIO),
+        Upload("data.json", b'{"audio": false}', Kind.NOT_AUDIO),
+        Upload("prog.elf", Path("/bin/true").read_bytes()[:20000], Kind.NOT_AUDIO),
+        Upload("list.m3u8", hls.encode(), Kind.NOT_AUDIO),
+        Upload("audio.m3u8.wav", hls.encode(), Kind.NOT_AUDIO),
+        Upload("list.ffconcat", concat, Kind.NOT_AUDIO),
+        Upload("concat.mp3", concat, Kind.NOT_AUDIO),
+        Upload("movie.avi", hls_in_avi(canary), Kind.NOT_AUDIO),
+        Upload("movie.wav", hls_in_avi(canary), Kind.NOT_AUDIO),
         Upload("file.sdp", f"v=0\no=- 0 0 IN IP4 127.0.0.1\ns=x\nc=IN IP4 127.0.0.1\nt=0 0\n"
-               f"m=audio 5004 RTP/AVP 0\n".encode(), NOT_AUDIO),
+               f"m=audio 5004 RTP/AVP 0\n".encode(), Kind.NOT_AUDIO),
         # FFmpeg measures the data actually present (1 s), not the header's claim.
-        Upload("long.wav", ten_hour_wav(), DAMAGED),
-        Upload("a" * 300 + ".wav", good_wav, AUDIO),
-        Upload("../../../../tmp/escape.wav", good_wav, AUDIO),
-        Upload("..\\..\\windows.wav", good_wav, AUDIO),
-        Upload("nul\x00byte.wav", good_wav, AUDIO),
-        Upload("\u202egnp.wav", good_wav, AUDIO),
-        Upload("spaces and ; quotes\".wav", good_wav, AUDIO),
-        Upload("/etc/passwd", good_wav, AUDIO),
-        Upload(".hidden.wav", good_wav, AUDIO),
-        Upload("", good_wav, AUDIO),
-        Upload("日本語の音声.wav", good_wav, AUDIO),
-        *(Upload(f"noise{i}.mp3", os.urandom(2048), NOT_AUDIO) for i in range(4)),
-        *(Upload(f"header{i}.wav", b"RIFF" + rng.randbytes(40 + i * 100), NOT_AUDIO)
+        Upload("long.wav", ten_hour_wav(), Kind.DAMAGED),
+        Upload("a" * 300 + ".wav", good_wav, Kind.AUDIO),
+        Upload("../../../../tmp/escape.wav", good_wav, Kind.AUDIO),
+        Upload("..\\..\\windows.wav", good_wav, Kind.AUDIO),
+        Upload("nul\x00byte.wav", good_wav, Kind.AUDIO),
+        Upload("\u202egnp.wav", good_wav, Kind.AUDIO),
+        Upload("spaces and ; quotes\".wav", good_wav, Kind.AUDIO),
+        Upload("/etc/passwd", good_wav, Kind.AUDIO),
+        Upload(".hidden.wav", good_wav, Kind.AUDIO),
+        Upload("", good_wav, Kind.AUDIO),
+        Upload("日本語の音声.wav", good_wav, Kind.AUDIO),
+        *(Upload(f"noise{i}.mp3", os.urandom(2048), Kind.NOT_AUDIO) for i in range(4)),
+        *(Upload(f"header{i}.wav", b"RIFF" + rng.randbytes(40 + i * 100), Kind.NOT_AUDIO)
           for i in range(4)),
         *(Upload(f"id3only{i}.mp3", b"ID3\x04\x00\x00\x00\x00\x00\x00" + rng.randbytes(64),
-                 NOT_AUDIO) for i in range(2)),
-        Upload("ogg-header.ogg", b"OggS" + rng.randbytes(100), NOT_AUDIO),
-        Upload("flac-header.flac", b"fLaC" + rng.randbytes(100), NOT_AUDIO),
+                 Kind.NOT_AUDIO) for i in range(2)),
+        Upload("ogg-header.ogg", b"OggS" + rng.randbytes(100), Kind.NOT_AUDIO),
+        Upload("flac-header.flac", b"fLaC" + rng.randbytes(100), Kind.NOT_AUDIO),
     ]
     return files

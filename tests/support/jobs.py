@@ -1,11 +1,12 @@
-"""Job contexts built by hand (no Redis), to run stages directly (the benchmark, the stage
-tests)."""
+"""Job contexts built by hand (no Redis), to run stages directly: the stage tests and the
+benchmark's stage processes."""
 
 from __future__ import annotations
 
 import logging
 import shutil
 from collections.abc import Callable
+from dataclasses import dataclass, field
 from pathlib import Path
 
 from pipeline.store import new_job_id
@@ -15,7 +16,7 @@ from stages.options import JobOptions
 from stages.settings import Settings
 from stages.table import TABLE, Context, JobStatus
 
-_log = logging.getLogger("benchmark")
+_log = logging.getLogger("jobs")
 
 
 def new_job(jobs_dir: Path, source: Path | None) -> str:
@@ -44,3 +45,21 @@ def context(jobs_dir: Path, job_id: str, settings: Settings, options: JobOptions
               run=1, stages={name: StageRecord() for name in plan})
     return Context(job=job, files=Files.of(jobs_dir, job_id), settings=settings,
                       log=logging.LoggerAdapter(_log, {"job_id": job_id}), report=report)
+
+
+@dataclass
+class Progress:
+    """Records every progress report a stage makes."""
+
+    reports: list[tuple[float, str | None]] = field(default_factory=list)
+
+    def __call__(self, fraction: float, detail: str | None) -> None:
+        self.reports.append((fraction, detail))
+
+
+def make_context(jobs_dir: Path, source: Path | None, settings: Settings,
+                 options: JobOptions | None = None) -> tuple[Context, Progress]:
+    """A context for a fresh job whose upload is a copy of ``source``."""
+    progress = Progress()
+    ctx = context(jobs_dir, new_job(jobs_dir, source), settings, options, progress)
+    return ctx, progress

@@ -1,4 +1,5 @@
-"""This process's resident memory, from /proc (Linux)."""
+"""This process's resident memory, from /proc (Linux): the memory tests and the benchmark's
+stage processes."""
 
 from __future__ import annotations
 

@@ -1,14 +1,13 @@
-"""The benchmark's own helpers (no models, no servers): seconds, not minutes."""
+"""The benchmark's own code (no models, no servers): seconds, not minutes. It lives here,
+not under tests/, which tests the service and never imports the benchmark."""
 
 from __future__ import annotations
 
 import asyncio
-import wave
-from pathlib import Path
 
 import msgspec
 
-from benchmark import audio, loadgen, memory, report
+from benchmark import loadgen, report
 from benchmark.stats import percentile
 
 
@@ -18,20 +17,6 @@ def test_percentile_nearest_rank() -> None:
     assert percentile(values, 99) == 99.0
     assert percentile(values, 100) == 100.0
     assert percentile([3.0], 99.9) == 3.0
-
-
-def test_repeated_audio_has_the_asked_length(tmp_path: Path) -> None:
-    source = tmp_path / "one.wav"
-    source.write_bytes(audio.silent_wav(1.0))
-    longer = audio.repeated(source, 2.5, tmp_path / "long.wav")
-    assert audio.duration(longer) == 2.5
-    with wave.open(str(longer), "rb") as w:
-        assert (w.getframerate(), w.getnchannels(), w.getsampwidth()) == (16_000, 1, 2)
-
-
-def test_memory_readings_are_positive() -> None:
-    memory.reset_peak()
-    assert 0 < memory.rss_mb() <= memory.peak_rss_mb() + 1
 
 
 def test_report_round_trips_and_renders() -> None:

@@ -1,4 +1,5 @@
-"""Test audio: pyannote's 30 s sample, and longer files made by repeating it."""
+"""Audio for the tests and the benchmark: pyannote's 30 s sample, longer files made by
+repeating it, and small silent WAVs to upload."""
 
 from __future__ import annotations
 
@@ -9,7 +10,8 @@ from pathlib import Path
 
 
 def sample_dir() -> Path:
-    # Found without importing pyannote (and torch) so the orchestrating process stays small.
+    # Found without importing pyannote (and torch), so that a test or a benchmark process that
+    # only needs the files stays small and fast.
     spec = importlib.util.find_spec("pyannote.audio")
     if spec is None or spec.origin is None:
         raise RuntimeError("pyannote.audio is not installed")
@@ -41,7 +43,7 @@ def repeated(source: Path, seconds: float, target: Path) -> Path:
 
 
 def silent_wav(seconds: float = 1.0, rate: int = 16_000) -> bytes:
-    """A small valid 16-bit mono WAV, for upload benchmarks."""
+    """A small valid 16-bit mono WAV, to upload."""
     buffer = io.BytesIO()
     with wave.open(buffer, "wb") as w:
         w.setnchannels(1)
