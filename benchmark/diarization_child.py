@@ -78,10 +78,10 @@ def main(rounds: int) -> None:
     replies = reply_channel()
     import torch
 
-    from stages.settings import Settings
     from stages import audio, models
     from stages.artifacts import SAMPLE_RATE
     from stages.diarize import diarize, to_record
+    from stages.settings import Settings
 
     pipeline = models.diarization(Settings.from_env(device="cpu")).model
     loaded_mb = memory.rss_mb()

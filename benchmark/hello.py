@@ -5,10 +5,9 @@ warning log level, proxy headers)."""
 from __future__ import annotations
 
 import os
-
-import uvicorn
 from typing import Any
 
+import uvicorn
 from litestar import Litestar, Request, get, post
 
 

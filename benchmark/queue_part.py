@@ -68,7 +68,8 @@ async def _raw(redis: Redis, stream: str, results: str, messages: int) -> list[f
     return latencies
 
 
-async def _measure(procs: Processes, redis_url: str, jobs_dir: Path) -> tuple[list[float], list[float]]:
+async def _measure(procs: Processes, redis_url: str,
+                   jobs_dir: Path) -> tuple[list[float], list[float]]:
     prefix = f"benchq{uuid.uuid4().hex[:6]}"
     settings = Settings.from_env({}, redis_url=redis_url, jobs_dir=str(jobs_dir),
                                  key_prefix=prefix)

@@ -62,7 +62,7 @@ def table(part: PartResult) -> str:
     widths = [max(len(r[i]) for r in [header, *rows]) for i in range(4)]
     lines = [f"== {part.part} ({part.seconds:.0f} s)"]
     for row in [header, *rows]:
-        lines.append("  ".join(cell.ljust(w) for cell, w in zip(row, widths)).rstrip())
+        lines.append("  ".join(cell.ljust(w) for cell, w in zip(row, widths, strict=True)).rstrip())
     lines += [f"   note: {n}" for n in part.notes]
     return "\n".join(lines)
 

@@ -15,7 +15,6 @@ from pipeline.embedded import free_port
 from stages.table import STAGES
 
 
-
 class Service:
     def __init__(self, client: httpx.Client, jobs_dir: Path) -> None:
         self.client = client

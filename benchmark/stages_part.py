@@ -52,13 +52,14 @@ def run(work: Path, procs: Processes, whisper_model: str, full: bool) -> PartRes
             raise RuntimeError(f"the {stage} stage process failed; see stage-{stage}.log")
         measured = msgspec.json.decode(out.splitlines()[-1], type=Measured)
         part.add(f"{stage}: RSS after model load", measured.rss_after_load_mb, "MB")
-        for seconds, one in zip(lengths, measured.runs):
+        for seconds, one in zip(lengths, measured.runs, strict=True):
             label = _label(seconds)
             part.add(f"{stage} {label}: RTF", one.seconds / seconds)
             part.add(f"{stage} {label}: peak RSS", one.peak_rss_mb, "MB")
             part.add(f"{stage} {label}: peak RSS - RSS after load",
                      one.peak_rss_mb - measured.rss_after_load_mb, "MB")
-        peaks = {seconds: one.peak_rss_mb for seconds, one in zip(lengths, measured.runs)}
+        peaks = {seconds: one.peak_rss_mb
+                 for seconds, one in zip(lengths, measured.runs, strict=True)}
         part.add(f"{stage}: peak RSS growth per audio minute from {_label(lengths[0])}",
                  growth_per_minute(peaks, lengths[0]), "MB/min")
         growth = growth_per_minute(peaks, GROWTH_FROM_SECONDS)

@@ -9,6 +9,7 @@ pending for the next start), then stops the embedded server it started.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import signal
 import socket
 import sys
@@ -96,10 +97,8 @@ class Supervisor:
             child.restarts += 1
             self._say("supervisor", f"{child.name} exited with {child.process.returncode}; "
                       f"restarting in {delay:.0f}s (restart {child.restarts})")
-            try:
+            with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(self.stopping.wait(), timeout=delay)
-            except TimeoutError:
-                pass
 
     async def _start(self, child: Child) -> None:
         child.process = await asyncio.create_subprocess_exec(

@@ -48,7 +48,8 @@ def _validation_message(exc: ValidationException) -> str:
     return "invalid request: " + ("; ".join(problems) or str(exc.detail))
 
 
-def http_exception_handler(request: Request[Any, Any, Any], exc: HTTPException) -> Response[ErrorBody]:
+def http_exception_handler(request: Request[Any, Any, Any],
+                           exc: HTTPException) -> Response[ErrorBody]:
     if isinstance(exc, ValidationException):
         message = _validation_message(exc)
     else:

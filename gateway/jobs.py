@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+from pathlib import Path
 from typing import Annotated, Any
 
 import msgspec
@@ -59,7 +60,7 @@ async def _result(job: Job[Options]) -> Result | None:
 
 async def _read_result(job: Job[Options], path: str) -> Result | None:
     try:
-        raw = await asyncio.to_thread(lambda: open(path, "rb").read())
+        raw = await asyncio.to_thread(Path(path).read_bytes)
     except FileNotFoundError:
         log.warning("job=%s completed but its result file %s is missing", job.id, path)
         return None

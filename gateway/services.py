@@ -9,8 +9,8 @@ from litestar import Request
 from litestar.datastructures import State
 
 from gateway.events import JobEvents
-from stages.settings import Settings
 from pipeline.store import JobStore
+from stages.settings import Settings
 
 
 @dataclass(frozen=True)

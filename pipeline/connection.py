@@ -4,16 +4,17 @@ from __future__ import annotations
 
 import asyncio
 
+from redis import exceptions
 from redis.asyncio import Redis
 from redis.asyncio.retry import Retry
 from redis.backoff import ExponentialBackoff
-from redis.exceptions import ConnectionError, TimeoutError
 
 from pipeline.embedded import ensure_server
 from pipeline.settings import Settings
 
 #: Errors after which a command may simply be retried on a new connection.
-CONNECTION_ERRORS: tuple[type[Exception], ...] = (ConnectionError, TimeoutError, OSError)
+CONNECTION_ERRORS: tuple[type[Exception], ...] = (
+    exceptions.ConnectionError, exceptions.TimeoutError, OSError)
 
 
 class Backoff:
@@ -45,5 +46,5 @@ async def connect(settings: Settings) -> Redis:
         socket_timeout=settings.block_seconds + 10,
         # Single commands ride out short blips; the runtime's loops handle longer outages.
         retry=Retry(ExponentialBackoff(cap=2.0, base=0.1), retries=3),
-        retry_on_error=[ConnectionError, TimeoutError],
+        retry_on_error=[exceptions.ConnectionError, exceptions.TimeoutError],
     )

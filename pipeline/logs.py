@@ -18,7 +18,8 @@ def setup_logging(level: str) -> None:
 class JobLog(logging.LoggerAdapter[logging.Logger]):
     """Prefixes every line with the job id (and stage), so a job's story can be grepped."""
 
-    def process(self, msg: Any, kwargs: MutableMapping[str, Any]) -> tuple[Any, MutableMapping[str, Any]]:
+    def process(self, msg: Any,
+                kwargs: MutableMapping[str, Any]) -> tuple[Any, MutableMapping[str, Any]]:
         extra = self.extra or {}
         return f"job={extra['job_id']} stage={extra['stage']} {msg}", kwargs
 

@@ -23,9 +23,9 @@ from dataclasses import dataclass, field
 from functools import cache
 from importlib import resources
 
+from pipeline import types
 from pipeline.connection import CONNECTION_ERRORS
 from pipeline.store import JobStore
-from pipeline import types
 
 log = logging.getLogger(__name__)
 

@@ -226,8 +226,9 @@ class Worker:
                 await self._cleanup_if_gone(d)
             return
         except PermanentError as exc:
-            jlog.info("failed: %s", exc)
-            if await self._commit(lambda: self.store.fail(d, str(exc))) is Outcome.OK:
+            reason = str(exc)
+            jlog.info("failed: %s", reason)
+            if await self._commit(lambda: self.store.fail(d, reason)) is Outcome.OK:
                 await metrics.record(self.store, metrics.job_failed(d.stage, metrics.FAILED))
             return
         except Exception as exc:  # noqa: BLE001 - any other failure is retried, then dead-lettered
@@ -376,9 +377,9 @@ class Worker:
     async def _forget_dead_consumers(self) -> None:
         for consumer in await self.store.redis.xinfo_consumers(self.stream, self.group):
             name = consumer["name"]
-            if name != self.consumer and consumer_is_dead(consumer["idle"], self.settings):
-                if await self.store.forget_consumer(self.stream, self.group, name):
-                    log.info("removed idle consumer %s (nothing pending)", name)
+            if (name != self.consumer and consumer_is_dead(consumer["idle"], self.settings)
+                    and await self.store.forget_consumer(self.stream, self.group, name)):
+                log.info("removed idle consumer %s (nothing pending)", name)
 
 
 def _stream_gone(exc: ResponseError) -> bool:

@@ -106,7 +106,10 @@ def describe(kind: type[Settings] | None = None) -> list[tuple[str, str, str]]:
     settings object of the application's stage table), in declaration order."""
     kind = kind or _application_settings()
     hints = get_type_hints(kind, include_extras=True)
-    defaults = dict(zip(kind.__struct_fields__, kind.__struct_defaults__))
+    fields = kind.__struct_fields__
+    # msgspec keeps defaults for the trailing fields only.
+    defaults = dict(zip(fields[len(fields) - len(kind.__struct_defaults__):],
+                        kind.__struct_defaults__, strict=True))
     rows = []
     for name in kind.__struct_fields__:
         meaning = next(

@@ -20,7 +20,7 @@ from typing import Any, ClassVar, Generic, TypeVar
 
 from pipeline.files import JobFiles
 from pipeline.settings import Settings
-from pipeline.types import CORE_STATUSES, Job, O, Options, Status
+from pipeline.types import CORE_STATUSES, Job, Options, OptionsT, Status
 
 S = TypeVar("S", bound=Settings)
 F = TypeVar("F", bound=JobFiles)
@@ -30,11 +30,11 @@ APPLICATION_TABLE = "stages.table:TABLE"
 
 
 @dataclass
-class JobContext(Generic[S, O, F]):
+class JobContext(Generic[S, OptionsT, F]):
     """Everything a stage gets to work on one job. The types are the stage table's: its
     settings object, its options and its job files."""
 
-    job: Job[O]
+    job: Job[OptionsT]
     files: F
     settings: S
     log: logging.LoggerAdapter[logging.Logger]
@@ -56,17 +56,17 @@ class JobContext(Generic[S, O, F]):
         self.report(min(max(float(fraction), 0.0), 1.0), detail)
 
 
-class Stage(abc.ABC, Generic[S, O, F]):
+class Stage(abc.ABC, Generic[S, OptionsT, F]):
     """One step of the pipeline. Subclasses set ``name`` (their spec's) and implement
     :meth:`process`."""
 
     name: ClassVar[str]
 
-    def setup(self, settings: S) -> None:  # noqa: B027 - optional hook
+    def setup(self, settings: S) -> None:
         """Load what the stage needs once per worker process (models), before any job."""
 
     @abc.abstractmethod
-    def process(self, ctx: JobContext[S, O, F]) -> None:
+    def process(self, ctx: JobContext[S, OptionsT, F]) -> None:
         """Do the stage's work for ``ctx.job``. Raise PermanentError for bad input."""
 
 
@@ -75,7 +75,7 @@ def _always(options: Options) -> bool:
 
 
 @dataclass(frozen=True, kw_only=True)
-class StageSpec(Generic[O]):
+class StageSpec(Generic[OptionsT]):
     """Everything the core knows of one stage."""
 
     name: str  # its streams and consumer groups are named after it
@@ -89,15 +89,15 @@ class StageSpec(Generic[O]):
     # each job (pipeline.allocator.give_back), so that an idle worker holds only its models.
     gives_back_memory: bool = False
     # Whether a job with these options runs through the stage (else it is skipped).
-    runs: Callable[[O], bool] = _always
+    runs: Callable[[OptionsT], bool] = _always
 
 
 @dataclass(frozen=True, kw_only=True)
-class StageTable(Generic[O]):
+class StageTable(Generic[OptionsT]):
     """An application's stages in pipeline order, and the types its jobs are made of."""
 
-    stages: tuple[StageSpec[O], ...]
-    options: type[O]
+    stages: tuple[StageSpec[OptionsT], ...]
+    options: type[OptionsT]
     status: type[Status]  # the core statuses and each stage's running status
     settings: type[Settings] = Settings  # the one settings object every process reads
     files: type[JobFiles] = JobFiles
@@ -114,17 +114,17 @@ class StageTable(Generic[O]):
     def names(self) -> tuple[str, ...]:
         return tuple(spec.name for spec in self.stages)
 
-    def spec(self, name: str) -> StageSpec[O]:
+    def spec(self, name: str) -> StageSpec[OptionsT]:
         for spec in self.stages:
             if spec.name == name:
                 return spec
         raise ValueError(f"no stage {name!r}: the stages are {', '.join(self.names)}")
 
-    def plan(self, options: O) -> tuple[str, ...]:
+    def plan(self, options: OptionsT) -> tuple[str, ...]:
         """The stages a fresh job with these options runs through, in order."""
         return tuple(spec.name for spec in self.stages if spec.runs(options))
 
-    def rerun_plan(self, from_stage: str, options: O, before: O) -> tuple[str, ...]:
+    def rerun_plan(self, from_stage: str, options: OptionsT, before: OptionsT) -> tuple[str, ...]:
         """The stages a rerun from ``from_stage`` with ``options`` runs through, when the
         job's previous run had the options ``before``. Raises ValueError (a readable reason)
         when the rerun cannot start there."""
@@ -140,7 +140,7 @@ class StageTable(Generic[O]):
                                  f"{skipped} first")
         return plan
 
-    def needs(self, stage: str, options: O) -> tuple[str, ...]:
+    def needs(self, stage: str, options: OptionsT) -> tuple[str, ...]:
         """The artifacts a run of a job with ``options`` that starts at ``stage`` needs:
         what the stage reads that the job's upload or one of its planned stages provides
         (an artifact of a stage the options skip is not read)."""

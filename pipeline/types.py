@@ -48,7 +48,7 @@ class Options(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=T
     and reads none of them: the stage table's specs do."""
 
 
-O = TypeVar("O", bound=Options)
+OptionsT = TypeVar("OptionsT", bound=Options)
 
 
 class StageRecord(msgspec.Struct, kw_only=True, omit_defaults=True):
@@ -63,11 +63,11 @@ class StageRecord(msgspec.Struct, kw_only=True, omit_defaults=True):
     error: str | None = None  # why the last attempt failed, while it is being retried
 
 
-class RunRecord(msgspec.Struct, Generic[O], kw_only=True):
+class RunRecord(msgspec.Struct, Generic[OptionsT], kw_only=True):
     """An earlier run of a job, kept when the job is rerun."""
 
     run: int
-    options: O
+    options: OptionsT
     plan: tuple[str, ...]
     status: str  # the terminal status it ended in
     error: str | None = None
@@ -79,7 +79,7 @@ class RunRecord(msgspec.Struct, Generic[O], kw_only=True):
     finished_at: str
 
 
-class Job(msgspec.Struct, Generic[O], kw_only=True):
+class Job(msgspec.Struct, Generic[OptionsT], kw_only=True):
     """A job as read from its hash. Its fields describe the current (latest) run."""
 
     id: str
@@ -89,7 +89,7 @@ class Job(msgspec.Struct, Generic[O], kw_only=True):
     error: str | None
     created_at: str
     updated_at: str
-    options: O
+    options: OptionsT
     plan: tuple[str, ...]
     run: int
     stages: dict[str, StageRecord]
@@ -98,7 +98,8 @@ class Job(msgspec.Struct, Generic[O], kw_only=True):
     result_path: str | None = None  # as RunRecord.result_path
     run_started_at: str | None = None  # when the current run was queued
     lane: str = "live"  # which streams carry it: the live ones, or a replay's
-    runs: list[RunRecord[O]] = msgspec.field(default_factory=list)  # earlier runs, oldest first
+    # earlier runs, oldest first
+    runs: list[RunRecord[OptionsT]] = msgspec.field(default_factory=list)
 
 
 class StreamMessage(msgspec.Struct, frozen=True, kw_only=True):

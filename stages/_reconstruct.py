@@ -29,7 +29,8 @@ def reconstruct(pipeline: Any, segmentations: Any, hard_clusters: npt.NDArray[np
     num_clusters = int(np.max(hard_clusters)) + 1
     clustered = np.full((num_chunks, num_frames, num_clusters), np.nan,
                         dtype=np.result_type(segmentations.data.dtype, np.float32))
-    for c, (cluster, (_, segmentation)) in enumerate(zip(hard_clusters, segmentations)):
+    pairs = zip(hard_clusters, segmentations, strict=True)
+    for c, (cluster, (_, segmentation)) in enumerate(pairs):
         for k in np.unique(cluster):
             if k != _INACTIVE:
                 clustered[c, :, k] = np.max(segmentation[:, cluster == k], axis=1)

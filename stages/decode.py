@@ -8,8 +8,8 @@ from pathlib import Path
 
 import av
 
-from stages import media
 from pipeline.errors import PermanentError
+from stages import media
 from stages.artifacts import CHANNELS, SAMPLE_RATE, SAMPLE_WIDTH
 from stages.table import Context, SpeechStage
 

@@ -189,7 +189,7 @@ def to_record(output: Any) -> artifacts.Diarization:
     if centroids is not None and len(centroids) == len(labels):
         embeddings = {
             label: [float(x) for x in row]
-            for label, row in zip(labels, np.asarray(centroids))
+            for label, row in zip(labels, np.asarray(centroids), strict=True)
             if np.all(np.isfinite(row))
         }
     return artifacts.Diarization(

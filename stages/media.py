@@ -64,7 +64,8 @@ def open_audio(path: Path) -> Iterator[tuple[av.container.InputContainer, av.aud
             yield container, container.streams.audio[0]
 
 
-def duration_of(container: av.container.InputContainer, stream: av.audio.AudioStream) -> float | None:
+def duration_of(container: av.container.InputContainer,
+                stream: av.audio.AudioStream) -> float | None:
     """The duration the header claims, in seconds, or None."""
     if stream.duration is not None and stream.time_base is not None:
         return float(stream.duration * stream.time_base)

@@ -18,11 +18,10 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Generic, TypeVar
 
-from pipeline.errors import PermanentError, TransientError
-from stages.settings import Settings
-
 import stages  # noqa: F401 - sets PYANNOTE_METRICS_ENABLED before pyannote is imported
+from pipeline.errors import PermanentError, TransientError
 from stages import _linkage, _reconstruct, audio
+from stages.settings import Settings
 
 T = TypeVar("T")
 
@@ -252,7 +251,7 @@ def aligner(language: str, settings: Settings) -> Loaded[Any] | None:
         import whisperx
 
         model, metadata = whisperx.load_align_model(language_code=language, device=device)
-    except Exception:
+    except Exception:  # noqa: BLE001 - whisperx raises plain errors for both causes
         # No default aligner for the language, or the download failed: word timestamps
         # then come from Whisper's own cross-attention instead. Not retried for a while:
         # without a network every attempt builds a 360 MB model before its download fails.

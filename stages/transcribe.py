@@ -160,7 +160,7 @@ def split_sentences(segments: list[RawSegment],
                     words: list[list[dict[str, Any]]]) -> list[RawSegment]:
     """Whisper chunks (up to 30 s) -> one segment per sentence, timed by its words."""
     sentences: list[RawSegment] = []
-    for segment, chunk_words in zip(segments, words):
+    for segment, chunk_words in zip(segments, words, strict=True):
         if not chunk_words:
             sentences.append({**segment, "words": []})
             continue

@@ -17,8 +17,8 @@ from redis.asyncio import Redis
 
 from pipeline.connection import connect
 from pipeline.embedded import ServerInfo, free_port, start_server, stop_server
-from stages.settings import Settings
 from pipeline.store import JobStore
+from stages.settings import Settings
 from stages.table import TABLE
 
 # Models must load from the packages, never from a hub, and pyannote must not phone home.

@@ -18,9 +18,9 @@ import pytest
 from cli.main import parser
 from gateway.formats import RENDERERS
 from pipeline.embedded import free_port, running_server, server_dir
-from stages.settings import Settings
 from pipeline.store import JobStore
 from stages.options import JobOptions
+from stages.settings import Settings
 from stages.types import FORMATS
 from tests.support.audio import sample_wav, silent_wav
 from tests.support.gateway import serve

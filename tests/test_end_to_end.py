@@ -8,10 +8,10 @@ from pathlib import Path
 import msgspec
 import pytest
 
-from stages.settings import Settings
 from pipeline.store import JobStore, new_job_id
 from pipeline.types import StageStatus
 from stages.options import JobOptions
+from stages.settings import Settings
 from stages.table import TABLE, JobStatus
 from stages.types import Result
 from tests.support.audio import sample_wav

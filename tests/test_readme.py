@@ -22,7 +22,8 @@ def anchors(document: Path) -> set[str]:
 
 def test_configuration_table_matches_the_settings() -> None:
     text = CONFIGURATION.read_text()
-    table = text.split("<!-- settings-table:start -->\n", 1)[1].split("\n<!-- settings-table:end -->")[0]
+    after_start = text.split("<!-- settings-table:start -->\n", 1)[1]
+    table = after_start.split("\n<!-- settings-table:end -->")[0]
     assert table == markdown_table(), "regenerate it with: python -m pipeline.settings"
 
 

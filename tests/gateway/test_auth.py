@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import msgspec
 
-from stages.settings import Settings
 from pipeline.store import JobStore
+from stages.settings import Settings
 from tests.support.gateway import serve, submit
 
 K1 = {"Authorization": "Bearer key-one"}

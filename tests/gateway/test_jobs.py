@@ -11,13 +11,14 @@ import httpx
 import msgspec
 import srt
 import webvtt
-from pyannote.core import Annotation, Segment as Span
 from litestar import Litestar
+from pyannote.core import Annotation
+from pyannote.core import Segment as Span
 from redis.asyncio import Redis
 
 from gateway.events import POLL_SECONDS, JobEvents, next_change
-from stages.settings import Settings
 from pipeline.store import JobStore
+from stages.settings import Settings
 from stages.table import JobStatus
 from stages.types import Result
 from tests.support.gateway import completed_job, finished, job_events, submit, waiters

@@ -12,8 +12,8 @@ from prometheus_client.parser import text_string_to_metric_families
 from pipeline.embedded import free_port
 from pipeline.files import uploads_dir
 from pipeline.janitor import sweep
-from stages.settings import Settings
 from pipeline.store import JobStore, new_job_id
+from stages.settings import Settings
 from tests.support.gateway import finished, serve, submit
 from tests.support.option_stages import GATEWAY_STAGES
 from tests.support.workers import running_workers, until

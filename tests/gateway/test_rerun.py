@@ -39,7 +39,8 @@ async def test_rerun_from_diarize_with_a_new_speaker_count(client: httpx.AsyncCl
 async def test_rerun_errors(client: httpx.AsyncClient, store: JobStore) -> None:
     running = (await submit(client)).json()["job_id"]
     busy = await client.post(f"/jobs/{running}/rerun", json={"from_stage": "transcribe"})
-    assert busy.status_code == 409 and "wait until it has finished" in busy.json()["error"]["message"]
+    assert busy.status_code == 409
+    assert "wait until it has finished" in busy.json()["error"]["message"]
 
     done = await completed_job(client, store)
     bad = await client.post(f"/jobs/{done}/rerun", json={"from_stage": "align"})

@@ -6,8 +6,8 @@ import time
 
 import msgspec
 
-from stages.settings import Settings
 from pipeline.store import JobStore
+from stages.settings import Settings
 from stages.types import Result
 from tests.support.audio import silent_wav
 from tests.support.gateway import finished, serve, submit

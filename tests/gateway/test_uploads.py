@@ -10,8 +10,8 @@ from redis.asyncio import Redis
 
 from gateway.uploads import display_name
 from pipeline.files import uploads_dir
-from stages.settings import Settings
 from pipeline.store import JobStore
+from stages.settings import Settings
 from tests.support.audio import silent_wav
 from tests.support.gateway import serve, submit
 

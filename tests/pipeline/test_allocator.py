@@ -7,8 +7,8 @@ from collections.abc import Iterator
 
 import pytest
 
-from tests.support.memory import rss_mb
 from pipeline import allocator
+from tests.support.memory import rss_mb
 
 pytestmark = pytest.mark.skipif(allocator._LIBC is None, reason="needs glibc")
 

@@ -7,9 +7,9 @@ from pathlib import Path
 
 import pytest
 
-from stages.settings import Settings
 from pipeline.store import JobStore
 from pipeline.types import StageStatus
+from stages.settings import Settings
 from stages.table import JobStatus
 from tests.support.stages import TEST_STAGES, Behaviour, Script, finished, runs, submit
 from tests.support.workers import running_workers, spawn_worker, until

@@ -41,7 +41,7 @@ async def test_counters_only_grow_across_the_jobs_lives(store: JobStore) -> None
     sampler = asyncio.create_task(sample())
     async with running_workers(store):
         for job_id in (good, bad, poison):
-            await until(lambda: finished(store, job_id), timeout=60)  # noqa: B023
+            await until(lambda: finished(store, job_id), timeout=60)
     # Stopped workers have counted what they committed.
     sampler.cancel()
     samples.append(await raw(store))
@@ -49,8 +49,9 @@ async def test_counters_only_grow_across_the_jobs_lives(store: JobStore) -> None
         assert all(later.get(name, 0.0) >= value for name, value in earlier.items())
 
     got = await metrics.read(store)
-    assert got.counters[metrics.STAGE_RUNS] == {("decode", "done"): 2, ("diarize", "done"): 1, ("transcribe", "done"): 1,
-                    ("diarize", "failed"): 1, ("decode", "dead_lettered"): 1}
+    assert got.counters[metrics.STAGE_RUNS] == {
+        ("decode", "done"): 2, ("diarize", "done"): 1, ("transcribe", "done"): 1,
+        ("diarize", "failed"): 1, ("decode", "dead_lettered"): 1}
     assert got.counters[metrics.STAGE_RETRIES] == {("decode",): 3}
     assert got.counters[metrics.JOBS_FINISHED] == {("completed",): 1, ("failed",): 2}
     durations = got.histograms[metrics.STAGE_SECONDS]

@@ -21,8 +21,8 @@ from pipeline.embedded import (
     start_server,
     stop_server,
 )
-from stages.settings import Settings
 from pipeline.store import JobStore
+from stages.settings import Settings
 from stages.table import TABLE, JobStatus
 from tests.support.stages import Behaviour, Script, finished, submit
 from tests.support.workers import REPO, running_workers, until

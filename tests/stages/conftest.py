@@ -8,24 +8,23 @@ import os
 os.environ["PYANNOTE_METRICS_ENABLED"] = "0"
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 
-from collections.abc import Callable  # noqa: E402
-from dataclasses import dataclass  # noqa: E402
-from typing import TYPE_CHECKING, Any  # noqa: E402
-from pathlib import Path  # noqa: E402
+import shutil
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
 
-import shutil  # noqa: E402
+import msgspec
+import pytest
 
-import msgspec  # noqa: E402
-import pytest  # noqa: E402
-
-from stages.settings import Settings  # noqa: E402
-from pipeline.stage import JobContext  # noqa: E402
-from stages.options import JobOptions  # noqa: E402
-from stages.types import Result  # noqa: E402
-from stages.decode import DecodeStage  # noqa: E402
-from tests.support.audio import sample_dir  # noqa: E402
-from tests.support.jobs import Progress, make_context  # noqa: E402
-from tests.support.media_gen import Turn, conversation  # noqa: E402
+from pipeline.stage import JobContext
+from stages.decode import DecodeStage
+from stages.options import JobOptions
+from stages.settings import Settings
+from stages.types import Result
+from tests.support.audio import sample_dir
+from tests.support.jobs import Progress, make_context
+from tests.support.media_gen import Turn, conversation
 
 if TYPE_CHECKING:
     # Imported for real inside the fixtures, so tests without models never load torch.

@@ -12,8 +12,8 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from stages.settings import Settings
 from stages import audio
+from stages.settings import Settings
 from tests.stages.conftest import SAMPLE_DIR
 
 

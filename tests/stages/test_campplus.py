@@ -7,8 +7,8 @@ from typing import TYPE_CHECKING
 
 import pytest
 
-from tests.support.audio import sample_wav
 from stages import audio
+from tests.support.audio import sample_wav
 
 if TYPE_CHECKING:
     import torch

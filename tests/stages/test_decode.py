@@ -60,7 +60,7 @@ def test_corrupt_file(tmp_path: Path, make_ctx: MakeContext, decode: DecodeStage
     corrupt = tmp_path / "corrupt.mp3"
     corrupt.write_bytes(b"\x00" * 64 + bytes(b ^ 0x5A for b in good.read_bytes()[64:]))
     ctx, _ = make_ctx(corrupt)
-    with pytest.raises(PermanentError, match="not an audio file|could not be decoded|no audio"):
+    with pytest.raises(PermanentError, match=r"not an audio file|could not be decoded|no audio"):
         decode.process(ctx)
     assert not ctx.files.audio.exists()
     assert not list(ctx.files.root.glob("*.part"))

@@ -7,8 +7,8 @@ from pathlib import Path
 
 import pytest
 
-from stages import media
 from pipeline.errors import PermanentError
+from stages import media
 from tests.stages.conftest import SAMPLE_DIR
 from tests.support.media_gen import encode, tone, write_wav
 

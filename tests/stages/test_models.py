@@ -10,8 +10,8 @@ import msgspec
 import pytest
 
 from pipeline.errors import PermanentError
-from stages.settings import Settings
 from stages import models
+from stages.settings import Settings
 
 
 def test_base_is_reassembled_once(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
@@ -87,9 +87,9 @@ def test_diarization_batches_change_speed_not_results(settings: Settings) -> Non
     import numpy as np
     import torch
 
-    from tests.support.audio import sample_wav
     from stages import audio
     from stages.diarize import diarize
+    from tests.support.audio import sample_wav
 
     loaded = models.diarization(settings)
     pipeline = loaded.model

@@ -11,10 +11,10 @@ import pytest
 
 from pipeline.errors import JobGone, PermanentError
 from pipeline.stage import JobContext, Stage
-from stages.options import JobOptions
-from stages.types import Result
 from stages import artifacts
 from stages.decode import DecodeStage
+from stages.options import JobOptions
+from stages.types import Result
 from tests.stages.conftest import SAMPLE_DIR, ConversationJob, MakeContext
 from tests.support.media_gen import encode, speak, tone, write_wav
 
@@ -141,8 +141,9 @@ def test_stereo_mp3_without_diarization(tmp_path: Path, make_ctx: MakeContext,
     assert "chicago" in " ".join(s.text for s in result.segments).lower()
 
 
-def test_unknown_model_is_a_permanent_error(tmp_path: Path, make_ctx: MakeContext,
-                                            decode: DecodeStage, transcribe: TranscribeStage) -> None:
+def test_unknown_model_is_a_permanent_error(
+        tmp_path: Path, make_ctx: MakeContext, decode: DecodeStage,
+        transcribe: TranscribeStage) -> None:
     ctx, _ = make_ctx(write_wav(tmp_path / "t.wav", tone(1.0, 16000), 16000),
                       JobOptions(model="no-such-model", diarize=False))
     decode.process(ctx)

@@ -16,8 +16,8 @@ import numpy as np
 import pytest
 
 from pipeline.stage import JobContext
-from stages.options import JobOptions
 from stages import artifacts, clustering_inputs
+from stages.options import JobOptions
 from tests.stages.conftest import SAMPLE_DIR, ConversationJob, MakeContext
 
 if TYPE_CHECKING:
@@ -41,7 +41,8 @@ def _model_calls(ctx: JobContext) -> Iterator[Counter[str]]:
 
     pipeline = models.diarization(ctx.settings).model
     calls: Counter[str] = Counter()
-    modules = {"segmentation": pipeline._segmentation.model, "embedding": pipeline._embedding.model_}
+    modules = {"segmentation": pipeline._segmentation.model,
+               "embedding": pipeline._embedding.model_}
     handles = [module.register_forward_pre_hook(
         lambda *_, name=name: calls.update([name])) for name, module in modules.items()]
     try:
@@ -90,7 +91,7 @@ def test_rerun_with_other_speaker_counts_reclusters(
              for w in s.get("words") or []]
     expected = [w.speaker for s in conversation_job.result.segments for w in s.words]
     assert len(words) == len(expected) >= 80
-    assert sum(a == b for a, b in zip(words, expected)) / len(words) >= 0.98
+    assert sum(a == b for a, b in zip(words, expected, strict=True)) / len(words) >= 0.98
 
 
 @pytest.mark.models

@@ -7,8 +7,8 @@ from typing import Any
 import numpy as np
 import pytest
 
-from stages.settings import Settings
 from stages import _reconstruct, models
+from stages.settings import Settings
 from tests.stages.conftest import Reclustering
 
 pytestmark = pytest.mark.models

@@ -8,10 +8,10 @@ import numpy as np
 import numpy.typing as npt
 import pytest
 
-from stages.options import JobOptions
 from stages import audio
 from stages.artifacts import SAMPLE_RATE
 from stages.decode import DecodeStage
+from stages.options import JobOptions
 from tests.stages.conftest import SAMPLE_DIR, MakeContext
 
 if TYPE_CHECKING:

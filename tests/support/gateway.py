@@ -15,8 +15,8 @@ from litestar import Litestar
 
 from gateway import create_app
 from gateway.events import JobEvents
-from stages.settings import Settings
 from pipeline.store import JobStore
+from stages.settings import Settings
 from tests.support.audio import silent_wav
 from tests.support.option_stages import GATEWAY_STAGES
 from tests.support.workers import running_workers, until

@@ -13,9 +13,9 @@ from pathlib import Path
 
 from pipeline.keys import LIVE
 from pipeline.runtime import Worker
-from stages.settings import Settings
 from pipeline.stage import Stage
 from pipeline.store import JobStore
+from stages.settings import Settings
 from tests.support.stages import TEST_STAGES
 
 REPO = Path(__file__).resolve().parents[2]

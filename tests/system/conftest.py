@@ -19,8 +19,8 @@ import pytest
 
 from pipeline.connection import connect
 from pipeline.embedded import ServerInfo, free_port, running_server, start_server, stop_server
-from stages.settings import Settings
 from pipeline.store import JobStore
+from stages.settings import Settings
 from stages.table import STAGES, TABLE
 from tests.support.audio import silent_wav
 from tests.support.workers import REPO, spawn_worker, until, worker_env
@@ -138,7 +138,8 @@ async def deploy(tmp_path: Path) -> AsyncIterator[Any]:
 
 async def submit(service: Service, audio: bytes | None = None, name: str = "talk.wav",
                  headers: dict[str, str] | None = None, **fields: str) -> httpx.Response:
-    files = {"file": (name, audio if audio is not None else silent_wav(), "application/octet-stream")}
+    body = audio if audio is not None else silent_wav()
+    files = {"file": (name, body, "application/octet-stream")}
     return await service.http.post("/jobs", files=files, data=fields, headers=headers)
 
 

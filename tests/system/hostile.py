@@ -13,6 +13,7 @@ from pathlib import Path
 
 from tests.support.media_gen import encode, tone, write_wav
 
+
 class Kind(enum.Enum):
     """What the service may answer for an upload of each kind."""
 
@@ -49,8 +50,9 @@ def hls_in_avi(target: Path) -> bytes:
                 "#EXT-X-ENDLIST\n").encode()
     avih = struct.pack("<14I", 40000, 0, 0, 0x10, 1, 0, 1, 0, 16, 16, 0, 0, 0, 0)
     strh = b"txts" + b"\0" * 52
+    strl = b"strl" + b"strh" + struct.pack("<I", len(strh)) + strh
     hdrl = b"hdrl" + b"avih" + struct.pack("<I", len(avih)) + avih + b"LIST" + \
-        struct.pack("<I", 4 + 8 + len(strh)) + b"strl" + b"strh" + struct.pack("<I", len(strh)) + strh
+        struct.pack("<I", len(strl)) + strl
     movi = b"movi" + b"00tx" + struct.pack("<I", len(playlist)) + playlist
     return _riff(b"AVI ", [(b"LIST", hdrl), (b"LIST", movi)])
 
@@ -88,8 +90,8 @@ def uploads(tmp: Path, canary: Path) -> list[Upload]:
         Upload("concat.mp3", concat, Kind.NOT_AUDIO),
         Upload("movie.avi", hls_in_avi(canary), Kind.NOT_AUDIO),
         Upload("movie.wav", hls_in_avi(canary), Kind.NOT_AUDIO),
-        Upload("file.sdp", f"v=0\no=- 0 0 IN IP4 127.0.0.1\ns=x\nc=IN IP4 127.0.0.1\nt=0 0\n"
-               f"m=audio 5004 RTP/AVP 0\n".encode(), Kind.NOT_AUDIO),
+        Upload("file.sdp", b"v=0\no=- 0 0 IN IP4 127.0.0.1\ns=x\nc=IN IP4 127.0.0.1\nt=0 0\n"
+               b"m=audio 5004 RTP/AVP 0\n", Kind.NOT_AUDIO),
         # FFmpeg measures the data actually present (1 s), not the header's claim.
         Upload("long.wav", ten_hour_wav(), Kind.DAMAGED),
         Upload("a" * 300 + ".wav", good_wav, Kind.AUDIO),

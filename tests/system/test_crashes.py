@@ -83,7 +83,8 @@ async def test_a_dead_consumers_entries_are_reclaimed_before_it_is_removed(deplo
     await until(decoding)
     service.workers["decode-0"].kill()
     service.workers["decode-0"].wait()
-    consumers = {c["name"]: c["pending"] for c in await service.store.redis.xinfo_consumers(stream, group)}
+    info = await service.store.redis.xinfo_consumers(stream, group)
+    consumers = {c["name"]: c["pending"] for c in info}
     assert consumers["decode-0"] == 1
     (service.store.files(job_id).root / "go").touch()
     service.start_worker("decode", "decode-new")
