@@ -34,26 +34,39 @@ def test_truncated_base_is_rebuilt(tmp_path: Path, monkeypatch: pytest.MonkeyPat
     assert (models.bundled_base_dir() / "model.bin").stat().st_size == models.BASE_MODEL_BYTES
 
 
-def test_whisper_sources(tmp_path: Path) -> None:
-    assert (Path(models.whisper_source("tiny.en")) / "model.bin").is_file()
-    assert models.whisper_source("small") == "small"  # a hub size name, downloaded online
+def test_whisper_sources(tmp_path: Path, settings: Settings) -> None:
+    assert (Path(models.whisper_source("tiny.en", settings)) / "model.bin").is_file()
+    # a hub size name, downloaded online
+    assert models.whisper_source("small", settings) == "small"
     (tmp_path / "model.bin").write_bytes(b"")
-    assert models.whisper_source(str(tmp_path)) == str(tmp_path)
+    # A local folder by path: only as the operator's WHISPER_MODEL.
+    operator = msgspec.structs.replace(settings, whisper_model=str(tmp_path))
+    assert models.whisper_source(str(tmp_path), operator) == str(tmp_path)
     with pytest.raises(PermanentError, match="unknown Whisper model"):
-        models.whisper_source("/etc")
+        models.whisper_source(str(tmp_path), settings)
+    with pytest.raises(PermanentError, match="unknown Whisper model"):
+        models.whisper_source("/etc", settings)
+    # By name under MODELS_DIR.
+    (tmp_path / "mine").mkdir()
+    (tmp_path / "mine" / "model.bin").write_bytes(b"")
+    local = msgspec.structs.replace(settings, models_dir=str(tmp_path))
+    assert models.whisper_source("mine", local) == str(tmp_path / "mine")
 
 
 @pytest.mark.models
-def test_hub_size_name_offline_is_a_permanent_error(monkeypatch: pytest.MonkeyPatch) -> None:
+def test_hub_size_name_offline_is_a_permanent_error(monkeypatch: pytest.MonkeyPatch,
+                                                    settings: Settings) -> None:
     monkeypatch.setenv("HF_HUB_OFFLINE", "1")
     with pytest.raises(PermanentError, match="not available offline"):
-        models.whisper("large-v3-turbo", "cpu")
+        models.whisper("large-v3-turbo", msgspec.structs.replace(settings, device="cpu"))
 
 
 @pytest.mark.models
 def test_models_are_cached(settings: Settings) -> None:
-    first = models.whisper("tiny.en", "cpu")
-    assert models.whisper(str(Path(models.whisper_source("tiny.en"))), "cpu") is first
+    cpu = msgspec.structs.replace(settings, device="cpu")
+    first = models.whisper("tiny.en", cpu)
+    bundled = str(Path(models.whisper_source("tiny.en", cpu)))
+    assert models.whisper(bundled, msgspec.structs.replace(cpu, whisper_model=bundled)) is first
     assert models.diarization(settings) is models.diarization(settings)
 
 
@@ -77,7 +90,9 @@ def test_cpu_threads_are_what_the_model_stages_compute_with(settings: Settings) 
         assert torch.get_num_threads() == 1  # unset: left as it is
     finally:
         torch.set_num_threads(default)
-    assert models.whisper("tiny.en", "cpu", 1) is not models.whisper("tiny.en", "cpu")
+    cpu = msgspec.structs.replace(settings, device="cpu")
+    assert models.whisper("tiny.en", msgspec.structs.replace(cpu, cpu_threads=1)) is not (
+        models.whisper("tiny.en", cpu))
 
 
 @pytest.mark.models
