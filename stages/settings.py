@@ -24,8 +24,7 @@ class Settings(core.Settings, frozen=True, kw_only=True, forbid_unknown_fields=T
     models_dir: Annotated[str | None, doc(
         "Folder of local CTranslate2 Whisper models: a job's `model` may name any of its "
         "subfolders that holds a model.bin, by the subfolder's name (never by a path). "
-        "Unset: jobs choose among the bundled models and hub sizes only.",
-        min_length=1)] = None
+        "Unset: jobs choose among the bundled models and hub sizes only.")] = None
     whisper_batch_size: Annotated[Annotated[int, msgspec.Meta(ge=1, le=64)] | None, doc(
         "Whisper's 30 s chunks decoded together. Unset: 8 on a CUDA GPU; 2 on the CPU, "
         "where each chunk of a batch holds its own attention matrices in memory (72 MB "

@@ -10,7 +10,7 @@ import msgspec
 import pytest
 
 from pipeline.errors import PermanentError
-from stages import models
+from stages import catalog, models
 from stages.settings import Settings
 
 
@@ -197,3 +197,17 @@ def test_allocator_defaults_leave_an_operators_choice_alone() -> None:
     env["MKL_DISABLE_FAST_MM"] = "0"
     assert subprocess.run([sys.executable, "-c", show], env=env, capture_output=True,
                           text=True, check=True).stdout.strip() == "0"
+
+
+def test_the_catalog_agrees_with_faster_whisper(settings: Settings) -> None:
+    """The gateway reads the hub sizes and languages from stages.catalog, without
+    faster-whisper: they must be the library's."""
+    from faster_whisper import tokenizer, utils
+
+    assert catalog.HUB_SIZES == utils._MODELS  # the only table of its repositories
+    assert list(catalog.HUB_SIZES) == utils.available_models()
+    assert tuple(tokenizer._LANGUAGE_CODES) == catalog.LANGUAGES
+    # The bundled tiny.en is English-only by its vocabulary too, as a local folder.
+    folder = Path(models.whisper_source("tiny.en", settings))
+    found = catalog.find(str(folder), msgspec.structs.replace(settings, whisper_model=str(folder)))
+    assert found is not None and found.english_only and found.languages == ("en",)
