@@ -219,7 +219,7 @@ def check(model: str | None, language: str | None, settings: Settings) -> Model 
     job's model when known. May ask whether the hub can be reached (see
     :func:`hub_reachable`): call it off the event loop."""
     chosen = None
-    if model is not None:
+    if model is not None and model != settings.whisper_model:
         chosen = find(model, settings, hub=False)
         if chosen is None:
             hub = hub_reachable()
@@ -227,8 +227,8 @@ def check(model: str | None, language: str | None, settings: Settings) -> Model 
             if chosen is None:
                 raise OptionError("model", _refusal(model, settings, hub))
     else:
-        # The operator's choice: refused by nobody here (the gateway may not see the
-        # workers' files); its languages are checked when it can be found.
+        # The operator's choice, named or not: refused by nobody here (the gateway may not
+        # see the workers' files); its languages are checked when it can be found.
         chosen = find(settings.whisper_model, settings, hub=True)
     if language is not None and chosen is not None and language not in chosen.languages:
         if chosen.english_only:

@@ -234,6 +234,7 @@ async def test_the_operators_whisper_model_may_be_a_path(settings: Settings,
     operator = msgspec.structs.replace(settings, whisper_model=str(folder))
     async with serve(operator) as client:
         assert (await submit(client)).status_code == 202
+        assert (await submit(client, model=str(folder))).status_code == 202
         # English-only by its vocabulary, so the default model refuses other languages.
         assert "English" in refusal(await submit(client, language="de"), "language")
 
