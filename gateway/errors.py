@@ -19,14 +19,14 @@ from pipeline.errors import ApiError, ErrorBody, ErrorDetail
 log = logging.getLogger("gateway")
 
 
-def error_response(status: int, message: str,
-                   headers: Mapping[str, str] | None = None) -> Response[ErrorBody]:
-    return Response(ErrorBody(ErrorDetail(status, message)), status_code=status,
+def error_response(status: int, message: str, headers: Mapping[str, str] | None = None,
+                   field: str | None = None) -> Response[ErrorBody]:
+    return Response(ErrorBody(ErrorDetail(status, message, field)), status_code=status,
                     headers=dict(headers) if headers else None)
 
 
 def api_error_handler(request: Request[Any, Any, Any], exc: ApiError) -> Response[ErrorBody]:
-    return error_response(exc.status, exc.message, exc.headers())
+    return error_response(exc.status, exc.message, exc.headers(), exc.field)
 
 
 # Litestar's own errors carry terse details ("Not Found"); these say what to do instead.
@@ -37,24 +37,28 @@ _ADVICE: dict[int, str] = {
 }
 
 
-def _validation_message(exc: ValidationException) -> str:
+def _validation_message(exc: ValidationException) -> tuple[str, str | None]:
+    """The message, and the parameter at fault when there is one."""
     # Litestar lists the offending parameters in `extra`; name them so the client can fix them.
-    problems = []
+    problems, keys = [], []
     for item in exc.extra if isinstance(exc.extra, list) else []:
         if isinstance(item, dict):
             source = getattr(item.get("source"), "value", item.get("source") or "request")
-            where = f"{source} parameter '{item.get('key', '?')}'"
-            problems.append(f"{where}: {item.get('message', 'invalid value')}")
-    return "invalid request: " + ("; ".join(problems) or str(exc.detail))
+            keys.append(str(item.get("key", "?")))
+            problems.append(f"{source} parameter '{keys[-1]}': "
+                            f"{item.get('message', 'invalid value')}")
+    return ("invalid request: " + ("; ".join(problems) or str(exc.detail)),
+            keys[0] if len(keys) == 1 else None)
 
 
 def http_exception_handler(request: Request[Any, Any, Any],
                            exc: HTTPException) -> Response[ErrorBody]:
+    field = None
     if isinstance(exc, ValidationException):
-        message = _validation_message(exc)
+        message, field = _validation_message(exc)
     else:
         message = _ADVICE.get(exc.status_code, exc.detail)
-    return error_response(exc.status_code, message, exc.headers)
+    return error_response(exc.status_code, message, exc.headers, field)
 
 
 def internal_error_handler(request: Request[Any, Any, Any], exc: Exception) -> Response[ErrorBody]:

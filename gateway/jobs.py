@@ -90,13 +90,14 @@ async def create_job(request: Request[Any, Any, Any], services: Services,
 async def get_job(
     job_id: str, services: Services, owner: str | None,
     wait: Annotated[float, Parameter(
-        ge=0, le=MAX_WAIT_SECONDS,
+        ge=0,
         description="Long poll: answer as soon as the job changes, or after this many "
-                    "seconds")] = 0,
+                    f"seconds (at most {MAX_WAIT_SECONDS}: a longer wait is cut to "
+                    "that)")] = 0,
 ) -> JobView:
     job: Job[Options] | None = await _find(services.store, job_id, owner)
     if wait > 0 and job is not None and not job.status.terminal:
-        job = await next_change(services.events, job, wait)
+        job = await next_change(services.events, job, min(wait, MAX_WAIT_SECONDS))
     if job is None:
         raise _not_found(job_id)
     return job_view(job, await _result(job))

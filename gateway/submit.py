@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 import asyncio
+import hashlib
 import logging
 import os
+from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
@@ -15,8 +17,10 @@ from gateway.uploads import Upload, receive_upload
 from pipeline import metrics
 from pipeline.errors import BadRequest, PermanentError, QueueFull, TooLarge, UnsupportedMedia
 from pipeline.store import JobStore, new_job_id
+from stages import catalog
 from stages.media import probe
-from stages.options import JobOptions
+from stages.options import JobOptions, OptionError
+from stages.options import parse_options as options_from
 from stages.settings import Settings
 
 log = logging.getLogger("gateway.submit")
@@ -28,22 +32,30 @@ class Submitted:
     created: bool  # False: an earlier upload with the same Idempotency-Key made the job
 
 
-def parse_options(fields: dict[str, str]) -> JobOptions:
-    """Form fields -> JobOptions; a bad value gets a 400 naming the field."""
-    known = set(JobOptions.__struct_fields__)
-    unknown = sorted(set(fields) - known)
-    if unknown:
-        raise BadRequest(f"unknown form field '{unknown[0]}'; accepted fields: file, "
-                         + ", ".join(JobOptions.__struct_fields__))
-    raw = {name: value.strip() for name, value in fields.items() if value.strip()}
+def parse_options(fields: Mapping[str, str]) -> JobOptions:
+    """Form fields -> JobOptions; a bad value gets a 400 naming the field, the value and
+    what the field takes."""
     try:
-        return msgspec.convert(raw, JobOptions, strict=False)
-    except msgspec.ValidationError as exc:
-        message = str(exc)
-        text, _, where = message.rpartition(" - at `$.")
-        if where:
-            raise BadRequest(f"invalid form field '{where.rstrip('`')}': {text}") from None
-        raise BadRequest(f"invalid options: {message}") from None
+        return options_from(fields)
+    except OptionError as exc:
+        raise BadRequest(exc.message, field=exc.field) from None
+
+
+async def check_runnable(options: JobOptions, settings: Settings) -> None:
+    """Refuse, with the choices, a model this server cannot run or a language its model
+    does not speak: better now than as a failed job after the queue."""
+    try:
+        # Off the event loop: it reads MODELS_DIR, and may ask whether the hub is reachable.
+        await asyncio.to_thread(catalog.check, options.model, options.language, settings)
+    except OptionError as exc:
+        raise BadRequest(exc.message, field=exc.field) from None
+
+
+def fingerprint(upload: Upload, options: JobOptions) -> str:
+    """What makes two requests the same for an Idempotency-Key: the audio and the options
+    (not the file's name)."""
+    return hashlib.sha256(f"{upload.sha256}\0".encode() + msgspec.json.encode(options)
+                          ).hexdigest()
 
 
 async def check_backpressure(store: JobStore, settings: Settings) -> None:
@@ -79,9 +91,12 @@ async def submit(request: Request[Any, Any, Any], store: JobStore, settings: Set
     idempotency_key = request.headers.get("idempotency-key") or None
     if idempotency_key is not None and len(idempotency_key) > 200:
         raise BadRequest("Idempotency-Key is longer than 200 characters; send a shorter key")
-    upload = await receive_upload(request, settings.jobs_path, settings.max_upload_bytes)
+    upload = await receive_upload(request, settings.jobs_path, settings.max_upload_bytes,
+                                  JobOptions.__struct_fields__,
+                                  digest=idempotency_key is not None)
     try:
         options = parse_options(upload.fields)
+        await check_runnable(options, settings)
         await _check_audio(upload, max_seconds, too_long)
         job_id = new_job_id()
         files = store.files(job_id)
@@ -90,8 +105,10 @@ async def submit(request: Request[Any, Any, Any], store: JobStore, settings: Set
     finally:
         upload.path.unlink(missing_ok=True)
     try:
-        existing, created = await store.create(job_id, options, input_name=upload.filename,
-                                               owner=owner, idempotency_key=idempotency_key)
+        existing, created = await store.create(
+            job_id, options, input_name=upload.filename, owner=owner,
+            idempotency_key=idempotency_key,
+            fingerprint=fingerprint(upload, options) if idempotency_key else "")
     except BaseException:
         files.remove()
         raise

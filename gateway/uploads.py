@@ -8,9 +8,11 @@ neither memory nor another disk, so the body is parsed here, chunk by chunk, wit
 
 from __future__ import annotations
 
+import hashlib
 import re
 import secrets
 import unicodedata
+from collections.abc import Collection
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, BinaryIO
@@ -20,6 +22,7 @@ from multipart import MultipartError, MultipartSegment, PushMultipartParser
 
 from pipeline.errors import BadRequest, TooLarge, UnsupportedMedia
 from pipeline.files import uploads_dir
+from stages.options import shown
 
 #: Room the multipart framing and the option fields may take besides the file itself.
 FORM_OVERHEAD = 64 * 1024
@@ -34,6 +37,7 @@ class Upload:
     size: int
     filename: str | None  # sanitised, for display only
     fields: dict[str, str] = field(default_factory=dict)
+    sha256: str | None = None  # of the file's bytes, when asked for
 
 
 def display_name(raw: str | None) -> str | None:
@@ -58,12 +62,36 @@ def _boundary(request: Request[Any, Any, Any]) -> str:
     return params["boundary"]
 
 
+def _check_part(part: MultipartSegment, seen: set[str], accepted: Collection[str]) -> None:
+    """Refuse a part the form cannot take, as soon as its headers are in."""
+    name = part.name
+    if not name:
+        raise BadRequest("a part of the form has no name (Content-Disposition: form-data; "
+                         "name=\"...\"): send the audio in the field 'file' and each option "
+                         "in a field of its own name")
+    if part.filename is not None and name != FILE_FIELD:
+        raise BadRequest(f"the audio goes in the form field '{FILE_FIELD}', not "
+                         f"{shown(name)} (e.g. curl -F file=@audio.wav)", field=name)
+    if name != FILE_FIELD and name not in accepted:
+        raise BadRequest(f"unknown form field {shown(name)}; the fields are "
+                         f"'{FILE_FIELD}' (the audio) and the options "
+                         + ", ".join(accepted), field=name)
+    if name in seen:
+        raise BadRequest(f"form field {shown(name)} was sent more than once; send it once",
+                         field=name)
+    seen.add(name)
+
+
 async def receive_upload(request: Request[Any, Any, Any], jobs_path: Path,
-                         max_bytes: int) -> Upload:
-    """Stream the request's multipart body; the file part goes to a temp file.
+                         max_bytes: int, accepted: Collection[str], *,
+                         digest: bool = False) -> Upload:
+    """Stream the request's multipart body; the file part goes to a temp file (its
+    SHA-256 in ``Upload.sha256`` with ``digest``), the fields named in ``accepted`` to
+    ``Upload.fields``.
 
     Raises 413 as soon as the file passes ``max_bytes`` (or Content-Length says it will),
-    400 on a malformed form. The caller owns (and must remove) ``Upload.path``.
+    400 on a malformed form: a part without a name, a field sent twice, a file in another
+    field than ``file``, an unknown field. The caller owns (and must remove) ``Upload.path``.
     """
     boundary = _boundary(request)
     declared = request.headers.get("content-length")
@@ -75,7 +103,8 @@ async def receive_upload(request: Request[Any, Any, Any], jobs_path: Path,
     path = folder / f"{secrets.token_hex(16)}.part"
     upload = Upload(path=path, size=0, filename=None)
     sink: BinaryIO | None = None
-    got_file = False
+    hasher = hashlib.sha256() if digest else None
+    seen: set[str] = set()
     received = 0
     try:
         with PushMultipartParser(boundary, max_segment_count=_MAX_PARTS) as parser:
@@ -88,14 +117,12 @@ async def receive_upload(request: Request[Any, Any, Any], jobs_path: Path,
                 for event in parser.parse(chunk):
                     if isinstance(event, MultipartSegment):
                         part, value = event, bytearray()
+                        _check_part(part, seen, accepted)
                         if part.name == FILE_FIELD:
-                            if got_file:
-                                raise BadRequest(f"send exactly one '{FILE_FIELD}' part")
-                            got_file = True
                             upload.filename = display_name(part.filename)
                             sink = path.open("wb")
                     elif event is None:
-                        if part is not None and part.name != FILE_FIELD and part.name:
+                        if part is not None and part.name != FILE_FIELD:
                             upload.fields[part.name] = value.decode("utf-8", "replace")
                         part = None
                     elif part is not None and part.name == FILE_FIELD and sink is not None:
@@ -104,11 +131,14 @@ async def receive_upload(request: Request[Any, Any, Any], jobs_path: Path,
                             raise _too_large(max_bytes)
                         # Local disk writes of one chunk are short; not worth a thread hop.
                         sink.write(event)
+                        if hasher is not None:
+                            hasher.update(event)
                     else:
                         value += event
                         if len(value) > _MAX_FIELD_BYTES:
-                            raise BadRequest(f"form field '{part.name if part else '?'}' "
-                                             f"is longer than {_MAX_FIELD_BYTES} bytes")
+                            name = part.name if part else "?"
+                            raise BadRequest(f"form field {shown(name)} is longer than "
+                                             f"{_MAX_FIELD_BYTES} bytes", field=name)
             if not parser.closed:
                 raise BadRequest("the multipart body ended early; send the whole form")
     except MultipartError as exc:
@@ -121,8 +151,10 @@ async def receive_upload(request: Request[Any, Any, Any], jobs_path: Path,
     finally:
         if sink is not None:
             sink.close()
-    if not got_file:
+    if FILE_FIELD not in seen:
         path.unlink(missing_ok=True)
         raise BadRequest(f"no file: send the audio in the multipart field '{FILE_FIELD}' "
-                         "(e.g. curl -F file=@audio.wav)")
+                         "(e.g. curl -F file=@audio.wav)", field=FILE_FIELD)
+    if hasher is not None:
+        upload.sha256 = hasher.hexdigest()
     return upload

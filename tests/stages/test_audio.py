@@ -174,7 +174,7 @@ def test_transcribing_pcm16_gives_what_float32_does(settings: Settings) -> None:
     so the text and times match."""
     from stages import models
 
-    loaded = models.whisper(settings.whisper_model, settings.device)
+    loaded = models.whisper(settings.whisper_model, settings)
     detector = models.speech_detector(settings.device)
     path = SAMPLE_DIR / "sample.wav"
     runs = []

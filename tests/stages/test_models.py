@@ -10,7 +10,7 @@ import msgspec
 import pytest
 
 from pipeline.errors import PermanentError
-from stages import models
+from stages import catalog, models
 from stages.settings import Settings
 
 
@@ -34,26 +34,39 @@ def test_truncated_base_is_rebuilt(tmp_path: Path, monkeypatch: pytest.MonkeyPat
     assert (models.bundled_base_dir() / "model.bin").stat().st_size == models.BASE_MODEL_BYTES
 
 
-def test_whisper_sources(tmp_path: Path) -> None:
-    assert (Path(models.whisper_source("tiny.en")) / "model.bin").is_file()
-    assert models.whisper_source("small") == "small"  # a hub size name, downloaded online
+def test_whisper_sources(tmp_path: Path, settings: Settings) -> None:
+    assert (Path(models.whisper_source("tiny.en", settings)) / "model.bin").is_file()
+    # a hub size name, downloaded online
+    assert models.whisper_source("small", settings) == "small"
     (tmp_path / "model.bin").write_bytes(b"")
-    assert models.whisper_source(str(tmp_path)) == str(tmp_path)
+    # A local folder by path: only as the operator's WHISPER_MODEL.
+    operator = msgspec.structs.replace(settings, whisper_model=str(tmp_path))
+    assert models.whisper_source(str(tmp_path), operator) == str(tmp_path)
     with pytest.raises(PermanentError, match="unknown Whisper model"):
-        models.whisper_source("/etc")
+        models.whisper_source(str(tmp_path), settings)
+    with pytest.raises(PermanentError, match="unknown Whisper model"):
+        models.whisper_source("/etc", settings)
+    # By name under MODELS_DIR.
+    (tmp_path / "mine").mkdir()
+    (tmp_path / "mine" / "model.bin").write_bytes(b"")
+    local = msgspec.structs.replace(settings, models_dir=str(tmp_path))
+    assert models.whisper_source("mine", local) == str(tmp_path / "mine")
 
 
 @pytest.mark.models
-def test_hub_size_name_offline_is_a_permanent_error(monkeypatch: pytest.MonkeyPatch) -> None:
+def test_hub_size_name_offline_is_a_permanent_error(monkeypatch: pytest.MonkeyPatch,
+                                                    settings: Settings) -> None:
     monkeypatch.setenv("HF_HUB_OFFLINE", "1")
     with pytest.raises(PermanentError, match="not available offline"):
-        models.whisper("large-v3-turbo", "cpu")
+        models.whisper("large-v3-turbo", msgspec.structs.replace(settings, device="cpu"))
 
 
 @pytest.mark.models
 def test_models_are_cached(settings: Settings) -> None:
-    first = models.whisper("tiny.en", "cpu")
-    assert models.whisper(str(Path(models.whisper_source("tiny.en"))), "cpu") is first
+    cpu = msgspec.structs.replace(settings, device="cpu")
+    first = models.whisper("tiny.en", cpu)
+    bundled = str(Path(models.whisper_source("tiny.en", cpu)))
+    assert models.whisper(bundled, msgspec.structs.replace(cpu, whisper_model=bundled)) is first
     assert models.diarization(settings) is models.diarization(settings)
 
 
@@ -77,7 +90,9 @@ def test_cpu_threads_are_what_the_model_stages_compute_with(settings: Settings) 
         assert torch.get_num_threads() == 1  # unset: left as it is
     finally:
         torch.set_num_threads(default)
-    assert models.whisper("tiny.en", "cpu", 1) is not models.whisper("tiny.en", "cpu")
+    cpu = msgspec.structs.replace(settings, device="cpu")
+    assert models.whisper("tiny.en", msgspec.structs.replace(cpu, cpu_threads=1)) is not (
+        models.whisper("tiny.en", cpu))
 
 
 @pytest.mark.models
@@ -182,3 +197,17 @@ def test_allocator_defaults_leave_an_operators_choice_alone() -> None:
     env["MKL_DISABLE_FAST_MM"] = "0"
     assert subprocess.run([sys.executable, "-c", show], env=env, capture_output=True,
                           text=True, check=True).stdout.strip() == "0"
+
+
+def test_the_catalog_agrees_with_faster_whisper(settings: Settings) -> None:
+    """The gateway reads the hub sizes and languages from stages.catalog, without
+    faster-whisper: they must be the library's."""
+    from faster_whisper import tokenizer, utils
+
+    assert catalog.HUB_SIZES == utils._MODELS  # the only table of its repositories
+    assert list(catalog.HUB_SIZES) == utils.available_models()
+    assert tuple(tokenizer._LANGUAGE_CODES) == catalog.LANGUAGES
+    # The bundled tiny.en is English-only by its vocabulary too, as a local folder.
+    folder = Path(models.whisper_source("tiny.en", settings))
+    found = catalog.find(str(folder), msgspec.structs.replace(settings, whisper_model=str(folder)))
+    assert found is not None and found.english_only and found.languages == ("en",)

@@ -1,10 +1,11 @@
 """Stages for tests through HTTP: they ignore the uploaded audio and obey the job's `model`
-option, the one thing a client can set freely.
+option, the one option that takes any name.
 
 ``model=fail`` makes diarize fail permanently; ``model=wait`` makes decode wait for a file
 named ``go`` in the job's folder (reporting progress meanwhile); ``model=slow`` makes every
 stage take about SLOW_SECONDS; ``model=exit`` kills the decode worker's process. Anything
-else runs through at once.
+else runs through at once. The gateway accepts only models the server can run: serve it
+with MODELS_DIR at :func:`models_dir`, where each of these names is a model's folder.
 """
 
 from __future__ import annotations
@@ -12,6 +13,7 @@ from __future__ import annotations
 import os
 import shutil
 import time
+from pathlib import Path
 from typing import ClassVar
 
 import msgspec
@@ -32,6 +34,17 @@ RESULT = Result(
 
 
 SLOW_SECONDS = 0.3
+#: The `model` names the stages obey.
+MODES = ("fail", "wait", "slow", "exit")
+
+
+def models_dir(root: Path) -> Path:
+    """A MODELS_DIR under ``root`` holding a model folder for each of :data:`MODES`."""
+    folder = root / "models"
+    for mode in MODES:
+        (folder / mode).mkdir(parents=True, exist_ok=True)
+        (folder / mode / "model.bin").touch()
+    return folder
 
 
 class _Stage(Stage):

@@ -23,6 +23,7 @@ from pipeline.store import JobStore
 from stages.settings import Settings
 from stages.table import STAGES, TABLE
 from tests.support.audio import silent_wav
+from tests.support.option_stages import models_dir
 from tests.support.workers import REPO, spawn_worker, until, worker_env
 
 pytestmark = pytest.mark.system
@@ -79,7 +80,8 @@ def gateway_process(settings: Settings, root: Path) -> subprocess.Popen[bytes]:
     env = worker_env(settings, HOST="127.0.0.1", PORT=str(settings.port),
                      MAX_UPLOAD_BYTES=str(settings.max_upload_bytes),
                      MAX_QUEUED_JOBS=str(settings.max_queued_jobs),
-                     API_KEYS=settings.api_keys, LOG_LEVEL="INFO")
+                     API_KEYS=settings.api_keys, MODELS_DIR=settings.models_dir or "",
+                     LOG_LEVEL="INFO")
     with open(root / "gateway.log", "ab") as log:
         return subprocess.Popen([sys.executable, "-m", "gateway"], env=env, cwd=REPO,
                                 stdout=log, stderr=subprocess.STDOUT)
@@ -98,7 +100,7 @@ async def deploy(tmp_path: Path) -> AsyncIterator[Any]:
         settings = Settings.from_env({}, **{
             "redis_url": server.url, "jobs_dir": str(root / "jobs"), "port": free_port(),
             "claim_idle_seconds": 2.0, "block_seconds": 0.5, "max_deliveries": 3,
-            **overrides})
+            "models_dir": str(models_dir(root)), **overrides})
         store = JobStore(await connect(settings), settings, TABLE)
         gateway = gateway_process(settings, root)
         http = httpx.AsyncClient(base_url=f"http://127.0.0.1:{settings.port}", timeout=120)
