@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import os
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
@@ -69,11 +70,13 @@ async def _check_audio(upload: Upload, max_seconds: float, too_long: str) -> Non
 
 
 async def submit(request: Request[Any, Any, Any], store: JobStore, settings: Settings, *,
-                 owner: str | None, max_seconds: float, too_long: str) -> Submitted:
+                 owner: str | None, max_seconds: float, too_long: str,
+                 parse: Callable[[Upload], JobOptions] | None = None) -> Submitted:
     """Receive, check and store the upload, then create and queue its job.
 
     ``max_seconds`` is the longest audio accepted; ``too_long`` tells the client what to do
-    with longer audio.
+    with longer audio. ``parse`` reads the job's options from the form (default: its
+    fields are the options, see :func:`parse_options`).
     """
     await check_backpressure(store, settings)
     idempotency_key = request.headers.get("idempotency-key") or None
@@ -81,7 +84,7 @@ async def submit(request: Request[Any, Any, Any], store: JobStore, settings: Set
         raise BadRequest("Idempotency-Key is longer than 200 characters; send a shorter key")
     upload = await receive_upload(request, settings.jobs_path, settings.max_upload_bytes)
     try:
-        options = parse_options(upload.fields)
+        options = parse(upload) if parse else parse_options(upload.fields)
         await _check_audio(upload, max_seconds, too_long)
         job_id = new_job_id()
         files = store.files(job_id)

@@ -33,7 +33,9 @@ class Upload:
     path: Path  # the temp file holding the uploaded bytes
     size: int
     filename: str | None  # sanitised, for display only
-    fields: dict[str, str] = field(default_factory=dict)
+    fields: dict[str, str] = field(default_factory=dict)  # the last value of each field
+    #: Every value of each field, in order: a form repeats a list's name (``name[]``).
+    values: dict[str, list[str]] = field(default_factory=dict)
 
 
 def display_name(raw: str | None) -> str | None:
@@ -96,7 +98,9 @@ async def receive_upload(request: Request[Any, Any, Any], jobs_path: Path,
                             sink = path.open("wb")
                     elif event is None:
                         if part is not None and part.name != FILE_FIELD and part.name:
-                            upload.fields[part.name] = value.decode("utf-8", "replace")
+                            text = value.decode("utf-8", "replace")
+                            upload.fields[part.name] = text
+                            upload.values.setdefault(part.name, []).append(text)
                         part = None
                     elif part is not None and part.name == FILE_FIELD and sink is not None:
                         upload.size += len(event)

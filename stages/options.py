@@ -11,6 +11,9 @@ from pipeline.settings import doc
 from pipeline.types import Options
 
 Speakers = Annotated[int, msgspec.Meta(ge=1, le=64)]
+# Whisper reads at most the last 223 tokens of a prompt (half its 448-token context), some
+# 900 characters of English; a form field carries at most 1024 bytes.
+MAX_PROMPT_CHARS = 1000
 
 
 class JobOptions(Options, frozen=True, kw_only=True, forbid_unknown_fields=True):
@@ -29,6 +32,13 @@ class JobOptions(Options, frozen=True, kw_only=True, forbid_unknown_fields=True)
         "WHISPER_MODEL.")] = None
     diarize: Annotated[bool, doc(
         "Whether to find who speaks when (false: no speakers, and faster).")] = True
+    prompt: Annotated[Annotated[str, msgspec.Meta(max_length=MAX_PROMPT_CHARS)] | None, doc(
+        "Whisper's initial prompt: text that precedes the audio (a glossary, the previous "
+        "part's transcript), guiding spelling of names and terms and style. Whisper reads "
+        "its last 223 tokens.")] = None
+    hotwords: Annotated[Annotated[str, msgspec.Meta(max_length=MAX_PROMPT_CHARS)] | None, doc(
+        "Words and names likely in the audio (e.g. Katrin Osterhaus, pgvector), given to "
+        "Whisper as hints that steer its spelling.")] = None
 
     def __post_init__(self) -> None:
         if self.min_speakers and self.max_speakers and self.min_speakers > self.max_speakers:
