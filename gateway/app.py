@@ -27,6 +27,7 @@ from gateway.jobs import (
     transcribe,
 )
 from gateway.metrics import metrics
+from gateway.openai import openai_router
 from gateway.services import Services, provide_owner, provide_services
 from pipeline.connection import connect
 from pipeline.errors import ApiError
@@ -55,7 +56,7 @@ def create_app(settings: Settings) -> Litestar:
 
     return Litestar(
         route_handlers=[create_job, get_job, get_result, get_run_result, rerun_job, list_jobs,
-                        delete_job, transcribe, health, metrics],
+                        delete_job, transcribe, health, metrics, openai_router()],
         lifespan=[lifespan],
         state=State({"settings": settings}),
         guards=[require_key],

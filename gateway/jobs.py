@@ -217,6 +217,24 @@ async def delete_job(job_id: str, services: Services, owner: str | None) -> Dele
     return Deleted(deleted=job_id)
 
 
+async def finished_result(services: Services, job_id: str,
+                          timeout: float) -> tuple[Job[Options], Result | None]:
+    """The job once completed and its result (None if no longer stored), or the job as it
+    is after ``timeout`` seconds (the endpoints that wait for a job share this).
+
+    Raises Gone when the job is deleted meanwhile, JobFailed when it fails or is cancelled.
+    """
+    job = await until_finished(services.events, job_id, timeout)
+    if job is None:
+        raise Gone(f"job {job_id} was deleted before it finished")
+    if job.status == JobStatus.COMPLETED:
+        return job, await _result(job)
+    if job.status.terminal:
+        raise JobFailed(f"job {job.id} {job.status}: {job.error or 'no reason given'}; "
+                        "check the audio and submit it again")
+    return job, None
+
+
 @post("/transcribe", status_code=200, request_max_body_size=None,
       summary="Transcribe short audio and wait for the result",
       description="Like POST /jobs, but answers with the finished job (200). Audio longer "
@@ -229,15 +247,10 @@ async def transcribe(request: Request[Any, Any, Any], services: Services,
         request, store, settings, owner=owner,
         max_seconds=min(settings.sync_max_seconds, settings.max_audio_seconds),
         too_long="submit it with POST /jobs and poll GET /jobs/{id} instead")
-    job = await until_finished(services.events, submitted.job_id,
-                               settings.sync_timeout_seconds)
-    if job is None:
-        raise Gone(f"job {submitted.job_id} was deleted before it finished")
+    job, result = await finished_result(services, submitted.job_id,
+                                        settings.sync_timeout_seconds)
     if job.status == JobStatus.COMPLETED:
-        return Response(job_view(job, await _result(job)), status_code=200)
-    if job.status.terminal:
-        raise JobFailed(f"job {job.id} {job.status}: {job.error or 'no reason given'}; "
-                        "check the audio and submit it again")
+        return Response(job_view(job, result), status_code=200)
     log.info("job=%s still %s after %gs: answering 202", job.id, job.status,
              settings.sync_timeout_seconds)
     return Response(JobAccepted(job_id=job.id, status=JobStatus(job.status)), status_code=202,

@@ -6,7 +6,7 @@ import asyncio
 import hashlib
 import logging
 import os
-from collections.abc import Mapping
+from collections.abc import Callable, Collection, Mapping
 from dataclasses import dataclass
 from typing import Any
 
@@ -81,21 +81,24 @@ async def _check_audio(upload: Upload, max_seconds: float, too_long: str) -> Non
 
 
 async def submit(request: Request[Any, Any, Any], store: JobStore, settings: Settings, *,
-                 owner: str | None, max_seconds: float, too_long: str) -> Submitted:
+                 owner: str | None, max_seconds: float, too_long: str,
+                 parse: Callable[[Upload], JobOptions] | None = None,
+                 fields: Collection[str] = JobOptions.__struct_fields__) -> Submitted:
     """Receive, check and store the upload, then create and queue its job.
 
     ``max_seconds`` is the longest audio accepted; ``too_long`` tells the client what to do
-    with longer audio.
+    with longer audio. ``parse`` reads the job's options from the form's ``fields`` (the
+    only ones accepted besides the file; default: the options themselves, see
+    :func:`parse_options`).
     """
     await check_backpressure(store, settings)
     idempotency_key = request.headers.get("idempotency-key") or None
     if idempotency_key is not None and len(idempotency_key) > 200:
         raise BadRequest("Idempotency-Key is longer than 200 characters; send a shorter key")
-    upload = await receive_upload(request, settings.jobs_path, settings.max_upload_bytes,
-                                  JobOptions.__struct_fields__,
+    upload = await receive_upload(request, settings.jobs_path, settings.max_upload_bytes, fields,
                                   digest=idempotency_key is not None)
     try:
-        options = parse_options(upload.fields)
+        options = parse(upload) if parse else parse_options(upload.fields)
         await check_runnable(options, settings)
         await _check_audio(upload, max_seconds, too_long)
         job_id = new_job_id()

@@ -36,7 +36,9 @@ class Upload:
     path: Path  # the temp file holding the uploaded bytes
     size: int
     filename: str | None  # sanitised, for display only
-    fields: dict[str, str] = field(default_factory=dict)
+    fields: dict[str, str] = field(default_factory=dict)  # the last value of each field
+    #: Every value of each field, in order: a form repeats a list's name (``name[]``).
+    values: dict[str, list[str]] = field(default_factory=dict)
     sha256: str | None = None  # of the file's bytes, when asked for
 
 
@@ -76,7 +78,8 @@ def _check_part(part: MultipartSegment, seen: set[str], accepted: Collection[str
         raise BadRequest(f"unknown form field {shown(name)}; the fields are "
                          f"'{FILE_FIELD}' (the audio) and the options "
                          + ", ".join(accepted), field=name)
-    if name in seen:
+    # A list's name (``name[]``) repeats by convention, once per item.
+    if name in seen and not name.endswith("[]"):
         raise BadRequest(f"form field {shown(name)} was sent more than once; send it once",
                          field=name)
     seen.add(name)
@@ -123,7 +126,9 @@ async def receive_upload(request: Request[Any, Any, Any], jobs_path: Path,
                             sink = path.open("wb")
                     elif event is None:
                         if part is not None and part.name != FILE_FIELD:
-                            upload.fields[part.name] = value.decode("utf-8", "replace")
+                            text = value.decode("utf-8", "replace")
+                            upload.fields[part.name] = text
+                            upload.values.setdefault(part.name, []).append(text)
                         part = None
                     elif part is not None and part.name == FILE_FIELD and sink is not None:
                         upload.size += len(event)

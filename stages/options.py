@@ -27,6 +27,9 @@ class OptionError(ValueError):
         super().__init__(message)
         self.field = field
         self.message = message
+# Whisper reads at most the last 223 tokens of a prompt (half its 448-token context), some
+# 900 characters of English; a form field carries at most 1024 bytes.
+MAX_PROMPT_CHARS = 1000
 
 
 class JobOptions(Options, frozen=True, kw_only=True, forbid_unknown_fields=True):
@@ -47,6 +50,13 @@ class JobOptions(Options, frozen=True, kw_only=True, forbid_unknown_fields=True)
         "or a hub size the server can download. Unset: WHISPER_MODEL.")] = None
     diarize: Annotated[bool, doc(
         "Whether to find who speaks when (false: no speakers, and faster).")] = True
+    prompt: Annotated[Annotated[str, msgspec.Meta(max_length=MAX_PROMPT_CHARS)] | None, doc(
+        "Whisper's initial prompt: text that precedes the audio (a glossary, the previous "
+        "part's transcript), guiding spelling of names and terms and style. Whisper reads "
+        "its last 223 tokens.")] = None
+    hotwords: Annotated[Annotated[str, msgspec.Meta(max_length=MAX_PROMPT_CHARS)] | None, doc(
+        "Words and names likely in the audio (e.g. Katrin Osterhaus, pgvector), given to "
+        "Whisper as hints that steer its spelling.")] = None
 
     def __post_init__(self) -> None:
         if self.min_speakers and self.max_speakers and self.min_speakers > self.max_speakers:
@@ -115,7 +125,9 @@ def allowed(name: str) -> str:
         return "a whole number" + (f" of at least {low}" if low is not None else "") + (
             f" of at most {high}" if high is not None else "")
     if isinstance(kind, mi.StrType):
-        return f"text of {kind.min_length or 0} to {kind.max_length} characters"
+        if not kind.min_length:
+            return f"text of at most {kind.max_length} characters"
+        return f"text of {kind.min_length} to {kind.max_length} characters"
     raise TypeError(f"no plain words for option {name}'s type {kind!r}")
 
 

@@ -57,6 +57,12 @@ class Settings(core.Settings, frozen=True, kw_only=True, forbid_unknown_fields=T
     sync_max_seconds: Annotated[float, doc(
         "Longest audio POST /transcribe accepts; longer audio goes through /jobs.",
         gt=0)] = 300.0
+    openai_timeout_seconds: Annotated[float, doc(
+        "How long the OpenAI-compatible endpoints (/v1/audio/...) wait for the job; then "
+        "they answer 504 and the job keeps running under /jobs. The default covers an hour "
+        "of audio on the default models on 2 CPU cores: diarize (RTF 0.27) and transcribe "
+        "(0.11) take about 1350 s, doubled for a slower machine or a job queued ahead, and "
+        "rounded up (docs/performance.md).", gt=0)] = 3600.0
     api_keys: Annotated[str, doc(
         "Comma-separated API keys. Set: every endpoint but /health needs "
         "`Authorization: Bearer <key>` and a job is visible only to the key that made "

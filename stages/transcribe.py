@@ -2,12 +2,16 @@
 
 from __future__ import annotations
 
+import contextlib
+import dataclasses
+from collections.abc import Iterator
 from typing import Any
 
 import stages  # noqa: F401 - sets PYANNOTE_METRICS_ENABLED before pyannote is imported
 from pipeline import allocator
 from stages import artifacts, audio, models
 from stages.artifacts import SAMPLE_RATE
+from stages.options import JobOptions
 from stages.settings import Settings
 from stages.table import Context, SpeechStage
 from stages.types import Result, Segment, Word
@@ -87,7 +91,7 @@ def transcribe(ctx: Context,
 
     ctx.progress(0.0, "detecting speech")
     with (loaded.lock, detector.lock, detector.model.reporting(on_speech),
-          models.out_of_memory_is_transient()):
+          models.out_of_memory_is_transient(), prompted(pipeline, options)):
         # whisperx keeps the tokenizer of the language it detected until a transcription
         # ends, and a later one reuses it instead of detecting: a job stopped midway
         # (cancelled, failed) would give its language to the next job on this worker.
@@ -115,6 +119,19 @@ def transcribe(ctx: Context,
         words = [align_words(pipeline.model, samples, s, language, options.task, ctx)
                  for s in segments]
     return split_sentences(segments, words), language
+
+
+@contextlib.contextmanager
+def prompted(pipeline: Any, options: JobOptions) -> Iterator[None]:
+    """The job's prompt and hotwords on the pipeline while the block runs (hold its lock):
+    whisperx 3.8 takes them only when loading (asr_options), and jobs share the pipeline."""
+    defaults = pipeline.options
+    pipeline.options = dataclasses.replace(defaults, initial_prompt=options.prompt or None,
+                                           hotwords=options.hotwords or None)
+    try:
+        yield
+    finally:
+        pipeline.options = defaults
 
 
 def batch_size(settings: Settings) -> int:

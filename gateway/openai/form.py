@@ -1,0 +1,101 @@
+"""An OpenAI audio request's form: its fields as this service's job options, and the answer
+the client asked for."""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass, field
+from typing import Literal, get_args
+
+from gateway.submit import parse_options
+from gateway.uploads import Upload
+from pipeline.errors import BadRequest
+from stages import catalog
+from stages.options import JobOptions
+from stages.settings import Settings
+
+ResponseFormat = Literal["json", "text", "srt", "vtt", "verbose_json", "diarized_json"]
+RESPONSE_FORMATS: tuple[ResponseFormat, ...] = get_args(ResponseFormat)
+Task = Literal["transcribe", "translate"]
+GRANULARITIES = ("word", "segment")
+
+#: The form fields accepted (besides `file`). `keywords[]` (OpenAI's hints for its newer
+#: models) become the job's hotwords; `chunking_strategy` is accepted and has no effect:
+#: speech detection always chooses the chunks. A `chunking_strategy` object arrives as
+#: `chunking_strategy[type]`, `chunking_strategy[threshold]`, ...
+FIELDS = ("model", "language", "prompt", "temperature", "response_format",
+          "timestamp_granularities[]", "keywords[]", "chunking_strategy", "stream",
+          *(f"chunking_strategy[{key}]" for key in (
+              "type", "prefix_padding_ms", "silence_duration_ms", "threshold")))
+
+
+@dataclass(frozen=True)
+class Answer:
+    """What the answer is to be: its format and, for verbose_json, its timestamps."""
+
+    format: ResponseFormat = "json"
+    granularities: frozenset[str] = frozenset({"segment"})
+
+
+def job_model(name: str, settings: Settings) -> str | None:
+    """The Whisper model a request's `model` runs: one a job's `model` may name (see
+    :mod:`stages.catalog`; no hub lookup per request); anything else (whisper-1,
+    gpt-4o-transcribe, ...) runs WHISPER_MODEL (None)."""
+    name = name.strip()
+    if name and name != settings.whisper_model and catalog.find(name, settings, hub=False):
+        return name
+    return None
+
+
+def served_models(settings: Settings) -> list[str]:
+    """The models GET /v1/models lists: WHISPER_MODEL, the bundled ones, MODELS_DIR's."""
+    return list(dict.fromkeys([settings.whisper_model, *catalog.BUNDLED,
+                               *catalog.local_models(settings)]))
+
+
+@dataclass
+class OpenAIForm:
+    """Reads one request's form for :func:`gateway.submit.submit` (its ``parse``), and
+    keeps what the answer needs."""
+
+    settings: Settings
+    task: Task
+    answer: Answer = field(default_factory=Answer)
+
+    def parse(self, upload: Upload) -> JobOptions:
+        # Only FIELDS arrive here: receive_upload refuses the others.
+        fields = {name: value.strip() for name, value in upload.fields.items()}
+        formats = [f for f in RESPONSE_FORMATS
+                   if self.task == "transcribe" or f != "diarized_json"]
+        asked = fields.get("response_format") or "json"
+        answer_format = next((f for f in formats if f == asked), None)
+        if answer_format is None:
+            raise BadRequest(f"invalid response_format '{asked}': use one of "
+                             f"{', '.join(formats)}")
+        granularities = {g.strip() for g in upload.values.get("timestamp_granularities[]", [])}
+        if granularities - set(GRANULARITIES):
+            raise BadRequest(f"invalid timestamp_granularities[] "
+                             f"'{sorted(granularities - set(GRANULARITIES))[0]}': use "
+                             "word, segment or both")
+        _check_temperature(fields.get("temperature") or "0")
+        if (fields.get("stream") or "false").lower() != "false":
+            raise BadRequest("stream=true is not supported: leave stream unset, and the "
+                             "answer comes when the transcript is complete")
+        self.answer = Answer(answer_format, frozenset(granularities) or Answer.granularities)
+        keywords = [k.strip() for k in upload.values.get("keywords[]", []) if k.strip()]
+        options = {"language": fields.get("language"), "prompt": fields.get("prompt"),
+                   "hotwords": " ".join(keywords), "task": self.task,
+                   "model": job_model(fields.get("model") or "", self.settings),
+                   # Only a diarized answer shows speakers: the others skip diarizing.
+                   "diarize": str(answer_format == "diarized_json").lower()}
+        return parse_options({name: value for name, value in options.items() if value})
+
+
+def _check_temperature(text: str) -> None:
+    # Accepted for compatibility: the batched decoding is a beam search at temperature 0.
+    try:
+        value = float(text)
+    except ValueError:
+        value = math.nan
+    if not 0 <= value <= 1:
+        raise BadRequest(f"invalid temperature '{text}': give a number from 0 to 1")
