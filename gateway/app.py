@@ -26,6 +26,7 @@ from gateway.jobs import (
     rerun_job,
     transcribe,
 )
+from gateway.logs import log_refusal
 from gateway.metrics import metrics
 from gateway.services import Services, provide_owner, provide_services
 from pipeline.connection import connect
@@ -63,6 +64,7 @@ def create_app(settings: Settings) -> Litestar:
                       "owner": Provide(provide_owner, sync_to_thread=False)},
         exception_handlers={ApiError: api_error_handler, HTTPException: http_exception_handler,
                             Exception: internal_error_handler},
+        after_exception=[log_refusal],
         openapi_config=OpenAPIConfig(
             title="Transcription & Diarization API", version="1.0.0",
             description="Speech transcription with speaker diarization. Upload audio to "
