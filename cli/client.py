@@ -24,8 +24,9 @@ from pipeline.types import TERMINAL
 #: Seconds one long poll may wait on the server for the job to change.
 POLL_WAIT = 30
 
-err = Console(stderr=True, highlight=False)
-out = Console(highlight=False)
+# No markup: error messages and file names may contain [brackets].
+err = Console(stderr=True, highlight=False, markup=False)
+out = Console(highlight=False, markup=False)
 
 
 class Interrupted(Exception):
@@ -144,9 +145,10 @@ def follow(client: Client, job_id: str) -> dict[str, Any]:
     job ends; returns the final job. Ctrl-C raises :class:`Interrupted`."""
     try:
         job = client.status(job_id)
-        with Progress(TextColumn("{task.description:>10}"), BarColumn(),
+        with Progress(TextColumn("{task.description:>10}", markup=False), BarColumn(),
                       TextColumn("{task.percentage:>5.1f}%"), _StageTime(),
-                      TextColumn("{task.fields[detail]}"), console=err) as bars:
+                      TextColumn("{task.fields[detail]}", markup=False),
+                      console=err) as bars:
             tasks: dict[str, TaskID] = {
                 stage: bars.add_task(stage, total=100, detail="", record=record)
                 for stage, record in _stages(job)}
@@ -221,7 +223,7 @@ def finish(client: Client, job_id: str, wait: bool, fmt: str, output: Path | Non
         return 0
     job = follow(client, job_id)
     if job["status"] != "completed":
-        err.print(f"[red]job {job_id} {job['status']}: {job.get('error') or ''}")
+        err.print(f"job {job_id} {job['status']}: {job.get('error') or ''}", style="red")
         return 1
     return write_result(client, job_id, fmt, output)
 

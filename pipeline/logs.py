@@ -98,6 +98,8 @@ def setup_logging(level: str, fmt: LogFormat = "text") -> None:
     handler.addFilter(JobFilter())
     handler.setFormatter(JsonFormatter() if fmt == "json" else logging.Formatter(TEXT_FORMAT))
     logging.basicConfig(level=level, handlers=[handler], force=True)
+    # Warnings too become lines in the one format, with the job they were raised in.
+    logging.captureWarnings(True)
     _set_up = True
     adopt_stray_loggers()
 

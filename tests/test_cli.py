@@ -68,10 +68,10 @@ async def test_stt_up_serves_a_diarized_transcript(tmp_path: Path) -> None:
     """What the README's quick start promises, on the offline default models."""
     shutil.copy(sample_wav(), tmp_path / "meeting.wav")
     port = free_port()
-    env = {**os.environ, "JOBS_DIR": str(tmp_path / "jobs"), "PORT": str(port),
-           "PYTHONPATH": str(REPO)}
+    env = {**os.environ, "JOBS_DIR": str(tmp_path / "jobs"), "PYTHONPATH": str(REPO)}
     env.pop("REDIS_URL", None)
-    up = subprocess.Popen([sys.executable, "-m", "cli", "up"], cwd=tmp_path, env=env,
+    up = subprocess.Popen([sys.executable, "-m", "cli", "up", "--port", str(port)],
+                          cwd=tmp_path, env=env,
                           stdout=open(tmp_path / "up.log", "wb"), stderr=subprocess.STDOUT)
     try:
         async with httpx.AsyncClient(base_url=f"http://127.0.0.1:{port}") as http:
@@ -86,6 +86,8 @@ async def test_stt_up_serves_a_diarized_transcript(tmp_path: Path) -> None:
                                    "--format", "srt", "--url", f"http://127.0.0.1:{port}")
         assert code == 0, err
         assert "SPEAKER_00" in out and "SPEAKER_01" in out
+        ready = f"ready: every stage has a worker; the API is at http://127.0.0.1:{port}"
+        await until(lambda: ready in (tmp_path / "up.log").read_text(), what="the ready line")
     finally:
         up.send_signal(signal.SIGTERM)
         assert up.wait(timeout=120) == 0, (tmp_path / "up.log").read_text()[-3000:]
