@@ -7,10 +7,7 @@ from __future__ import annotations
 import logging
 from urllib.parse import parse_qs, urlsplit
 
-from litestar.exceptions import HTTPException
 from litestar.types import Scope
-
-from pipeline.errors import ApiError
 
 log = logging.getLogger("gateway.requests")
 
@@ -47,15 +44,9 @@ def quiet_routine_requests() -> None:
     logging.getLogger(ACCESS_LOGGER).addFilter(RoutineRequests())
 
 
-def log_refusal(exc: Exception, scope: Scope) -> None:
+def log_refusal(scope: Scope, status: int, reason: str) -> None:
     """The reason a request was refused, with the request: the access line says only the
     status. Refused reads (a poll of a deleted job) at debug, writes (uploads) at info."""
-    if isinstance(exc, ApiError):
-        status, reason = exc.status, exc.message
-    elif isinstance(exc, HTTPException):
-        status, reason = exc.status_code, str(exc.detail)
-    else:
-        return  # an internal error: the error handler logs it with its traceback
     method = str(scope.get("method", "?"))
     query = bytes(scope.get("query_string", b"")).decode(errors="replace")
     target = str(scope.get("path", "?")) + (f"?{query}" if query else "")
