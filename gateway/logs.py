@@ -15,15 +15,20 @@ ACCESS_LOGGER = "uvicorn.access"
 
 
 def routine(method: str, target: str, status: int) -> bool:
-    """Whether a request is one of those a client or a monitor repeats all day: long polls
-    of a job, event streams, health checks and metric scrapes, when they succeed."""
-    if method != "GET" or status >= 400:
+    """Whether a request is one of those a client or a monitor repeats all day: health
+    checks and metric scrapes (a failing health check too: its answer says why, and
+    probes repeat it every few seconds while a service starts), and long polls of a job
+    and event streams that succeed."""
+    if method != "GET":
         return False
     url = urlsplit(target)
-    if url.path in ("/health", "/metrics") or url.path.endswith("/events"):
+    if url.path in ("/health", "/metrics"):
         return True
+    if status >= 400:
+        return False
     wait = parse_qs(url.query).get("wait", ["0"])[-1]
-    return url.path.startswith("/jobs/") and wait not in ("", "0")
+    return url.path.endswith("/events") or (url.path.startswith("/jobs/")
+                                            and wait not in ("", "0"))
 
 
 class RoutineRequests(logging.Filter):

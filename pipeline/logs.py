@@ -105,13 +105,13 @@ def setup_logging(level: str, fmt: LogFormat = "text") -> None:
 
 
 def adopt_stray_loggers() -> None:
-    """Loggers that write to the console through a handler of their own, not passing their
-    lines on, are made to pass them to the root's handler instead: one format for every
-    line, and the job id on each."""
+    """Loggers that write to the console through a handler of their own (some libraries
+    also stop passing their lines on, others then show each line twice) are made to pass
+    them to the root's handler instead: one format for every line, and the job id on each."""
     if not _set_up:
         return  # logging is not ours to arrange (pipeline used as a library, a test)
     for logger in list(logging.Logger.manager.loggerDict.values()):
-        if not isinstance(logger, logging.Logger) or logger.propagate:
+        if not isinstance(logger, logging.Logger):
             continue
         console = [h for h in logger.handlers if isinstance(h, logging.StreamHandler)
                    and getattr(h, "stream", None) in (sys.stdout, sys.stderr)]
