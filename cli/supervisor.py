@@ -17,6 +17,8 @@ import time
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 
+import httpx
+
 from pipeline.embedded import ensure_server, running_server, server_dir, stop_server
 from stages.settings import Settings
 from stages.table import STAGES
@@ -66,7 +68,23 @@ class Supervisor:
         loop = asyncio.get_running_loop()
         for sig in (signal.SIGINT, signal.SIGTERM):
             loop.add_signal_handler(sig, self._on_signal)
-        await asyncio.gather(*(self._keep_running(child) for child in self.children))
+        await asyncio.gather(self._announce_ready(),
+                             *(self._keep_running(child) for child in self.children))
+
+    async def _announce_ready(self) -> None:
+        """One line once the gateway answers and every stage has a worker (GET /health)."""
+        host = self.settings.host
+        local = "127.0.0.1" if host in ("0.0.0.0", "::", "") else host
+        url = f"http://{local}:{self.settings.port}"
+        async with httpx.AsyncClient(base_url=url, timeout=5) as http:
+            while not self.stopping.is_set():
+                with contextlib.suppress(httpx.HTTPError):
+                    if (await http.get("/health")).status_code == 200:
+                        self._say("supervisor", f"ready: every stage has a worker; the API "
+                                  f"is at {url} (try: stt submit FILE --wait)")
+                        return
+                with contextlib.suppress(TimeoutError):
+                    await asyncio.wait_for(self.stopping.wait(), timeout=0.5)
 
     def _on_signal(self) -> None:
         if self.stopping.is_set():

@@ -7,6 +7,7 @@ import sys
 import uvicorn
 
 from gateway.app import create_app
+from gateway.logs import quiet_routine_requests
 from pipeline.errors import ConfigError
 from pipeline.logs import setup_logging
 from stages.settings import Settings
@@ -17,9 +18,12 @@ def main() -> None:
         settings = Settings.from_env()
     except ConfigError as exc:
         sys.exit(f"configuration error: {exc}")
-    setup_logging(settings.log_level)
+    setup_logging(settings.log_level, settings.log_format)
+    quiet_routine_requests()
+    # log_config=None: uvicorn's lines go through the one handler setup_logging installed
+    # (with the time, and in LOG_FORMAT), not through uvicorn's own formatters.
     uvicorn.run(create_app(settings), host=settings.host, port=settings.port,
-                log_level=settings.log_level.lower(), proxy_headers=True)
+                log_level=settings.log_level.lower(), proxy_headers=True, log_config=None)
 
 
 if __name__ == "__main__":

@@ -11,6 +11,7 @@ from litestar.datastructures import State
 from litestar.di import Provide
 from litestar.exceptions import HTTPException
 from litestar.openapi import OpenAPIConfig
+from litestar.types import Scope
 
 from gateway.auth import require_key
 from gateway.errors import api_error_handler, http_exception_handler, internal_error_handler
@@ -26,6 +27,7 @@ from gateway.jobs import (
     rerun_job,
     transcribe,
 )
+from gateway.logs import log_refusal
 from gateway.metrics import metrics
 from gateway.openai import openai_router
 from gateway.services import Services, provide_owner, provide_services
@@ -35,6 +37,14 @@ from pipeline.janitor import run_janitor
 from pipeline.store import JobStore
 from stages.settings import Settings
 from stages.table import TABLE
+
+
+def _log_refusal(exc: Exception, scope: Scope) -> None:
+    if isinstance(exc, ApiError):
+        log_refusal(scope, exc.status, exc.message)
+    elif isinstance(exc, HTTPException):
+        log_refusal(scope, exc.status_code, str(exc.detail))
+    # Anything else is an internal error: its handler logs it with the traceback.
 
 
 def create_app(settings: Settings) -> Litestar:
@@ -64,6 +74,7 @@ def create_app(settings: Settings) -> Litestar:
                       "owner": Provide(provide_owner, sync_to_thread=False)},
         exception_handlers={ApiError: api_error_handler, HTTPException: http_exception_handler,
                             Exception: internal_error_handler},
+        after_exception=[_log_refusal],
         openapi_config=OpenAPIConfig(
             title="Transcription & Diarization API", version="1.0.0",
             description="Speech transcription with speaker diarization. Upload audio to "

@@ -16,6 +16,7 @@ class StageView(msgspec.Struct, frozen=True, kw_only=True):
     started_at: str | None
     finished_at: str | None
     worker: str | None
+    detail: str | None  # what the stage last reported doing
 
 
 class RunView(msgspec.Struct, frozen=True, kw_only=True):
@@ -86,7 +87,8 @@ def job_view(job: Job[Options], result: Result | None) -> JobView:
         stage_detail=job.stage_detail,
         result=result, error=job.error, created_at=job.created_at, updated_at=job.updated_at,
         stages={name: StageView(status=r.status, progress=r.progress, started_at=r.started_at,
-                                finished_at=r.finished_at, worker=r.worker)
+                                finished_at=r.finished_at, worker=r.worker,
+                                detail=r.detail)
                 for name, r in job.stages.items()},
         options=JobOptions.of(job.options), input_name=job.input_name, run=job.run,
         runs=[run_view(job.id, r) for r in job.runs],

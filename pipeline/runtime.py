@@ -35,7 +35,7 @@ from pipeline import allocator, janitor, metrics
 from pipeline.connection import CONNECTION_ERRORS, Backoff
 from pipeline.errors import JobGone, OwnershipLost, PermanentError, TransientError
 from pipeline.keys import LIVE
-from pipeline.logs import job_log
+from pipeline.logs import job_context, job_log
 from pipeline.settings import Settings
 from pipeline.stage import JobContext, Stage
 from pipeline.store import Delivery, JobStore, Outcome
@@ -123,7 +123,9 @@ class Worker:
             await self._ensure_group()
         entry = await self._next_entry()
         if entry is not None:
-            await self._handle(*entry)
+            # Every line logged while the job is handled names it, the libraries' too.
+            with job_context((entry[1] or {}).get("job_id"), self.stage.name):
+                await self._handle(*entry)
         if time.monotonic() - self._last_maintenance > self._maintenance_interval:
             await self._maintain()
 

@@ -67,6 +67,10 @@ class Settings(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=
         "worker resumes its own pending entries at once.")] = None
     log_level: Annotated[Literal["DEBUG", "INFO", "WARNING", "ERROR"], doc(
         "Log level of every process.")] = "INFO"
+    log_format: Annotated[Literal["text", "json"], doc(
+        "How every process writes its log lines: text (time, level, logger, the job and "
+        "stage, message), or json: one object per line with time, level, logger, message "
+        "and, where known, job_id and stage, for log collectors.")] = "text"
 
     @property
     def jobs_path(self) -> Path:

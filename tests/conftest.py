@@ -20,6 +20,7 @@ from pipeline.embedded import ServerInfo, free_port, start_server, stop_server
 from pipeline.store import JobStore
 from stages.settings import Settings
 from stages.table import TABLE
+from tests.support.option_stages import models_dir
 
 # Models must load from the packages, never from a hub, and pyannote must not phone home.
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
@@ -49,6 +50,8 @@ def settings(redis_url: str, tmp_path: Path) -> Settings:
         claim_idle_seconds=2.0,
         block_seconds=0.2,
         max_deliveries=3,
+        # The option stages' models (tests/support/option_stages.py), as jobs may name them.
+        models_dir=str(models_dir(tmp_path)),
     )
 
 
