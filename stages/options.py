@@ -7,6 +7,8 @@ from typing import Annotated, Literal
 
 import msgspec
 
+from pipeline.addresses import parse_url
+from pipeline.errors import AddressRefused
 from pipeline.settings import doc
 from pipeline.types import Options
 
@@ -29,12 +31,29 @@ class JobOptions(Options, frozen=True, kw_only=True, forbid_unknown_fields=True)
         "WHISPER_MODEL.")] = None
     diarize: Annotated[bool, doc(
         "Whether to find who speaks when (false: no speakers, and faster).")] = True
+    callback_url: Annotated[Annotated[str, msgspec.Meta(max_length=2000)] | None, doc(
+        "An http(s) URL the service POSTs a signed event to when the job completes or "
+        "fails (a webhook; see the README). Private and loopback addresses are refused "
+        "unless ALLOW_PRIVATE_URLS is set.")] = None
+    callback_events: Annotated[Literal["job", "stage"], doc(
+        "job: an event when the job completes or fails; stage: also one when each stage "
+        "finishes.")] = "job"
 
     def __post_init__(self) -> None:
         if self.min_speakers and self.max_speakers and self.min_speakers > self.max_speakers:
             raise ValueError("min_speakers must not exceed max_speakers")
         if self.num_speakers and (self.min_speakers or self.max_speakers):
             raise ValueError("give num_speakers, or min_speakers/max_speakers, not both")
+        if self.callback_url is not None:
+            try:
+                parts = parse_url(self.callback_url)
+            except AddressRefused as exc:
+                raise ValueError(f"callback_url: {exc}") from None
+            if parts.username is not None or parts.password is not None:
+                raise ValueError("callback_url must carry no user name or password: the "
+                                 "events are signed (webhook-signature) instead")
+        elif self.callback_events != "job":
+            raise ValueError("callback_events needs a callback_url")
 
     @classmethod
     def of(cls, options: Options) -> JobOptions:
