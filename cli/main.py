@@ -20,7 +20,7 @@ from pipeline.replay import ReplayReport, replay
 from pipeline.store import JobStore
 from stages.options import JobOptions
 from stages.settings import Settings
-from stages.table import STAGES, TABLE
+from stages.table import STAGES, TABLE, WORKERS
 from stages.types import FORMATS
 
 
@@ -54,7 +54,7 @@ def parser() -> argparse.ArgumentParser:
 
     up = sub.add_parser("up", help="run the whole service on this machine")
     up.add_argument("--workers", default="", metavar="STAGE=N,...",
-                    help=f"workers per stage, e.g. {','.join(f'{s}=2' for s in STAGES)} "
+                    help=f"workers per stage, e.g. {','.join(f'{s}=2' for s in WORKERS)} "
                     "(default 1 each)")
     up.add_argument("--grace", type=float, default=120.0, metavar="SECONDS",
                     help="how long a worker may take to finish its job on shutdown")

@@ -13,7 +13,16 @@ from litestar import Request
 
 from gateway.uploads import Upload, receive_upload
 from pipeline import metrics
-from pipeline.errors import BadRequest, PermanentError, QueueFull, TooLarge, UnsupportedMedia
+from pipeline.addresses import resolve
+from pipeline.errors import (
+    AddressRefused,
+    BadRequest,
+    PermanentError,
+    QueueFull,
+    TooLarge,
+    TransientError,
+    UnsupportedMedia,
+)
 from pipeline.store import JobStore, new_job_id
 from stages.media import probe
 from stages.options import JobOptions
@@ -44,6 +53,20 @@ def parse_options(fields: dict[str, str]) -> JobOptions:
         if where:
             raise BadRequest(f"invalid form field '{where.rstrip('`')}': {text}") from None
         raise BadRequest(f"invalid options: {message}") from None
+
+
+async def check_callback(url: str | None, settings: Settings) -> None:
+    """A callback URL must be deliverable: signed, and to an address the policy allows
+    (checked again at each delivery, when the name may resolve elsewhere)."""
+    if url is None:
+        return
+    if settings.webhook_key is None:
+        raise BadRequest("callback_url needs WEBHOOK_SECRET, which this server lacks: ask "
+                         "its operator to set it, or leave callback_url out")
+    try:
+        await asyncio.to_thread(resolve, url, allow_private=settings.allow_private_urls)
+    except (AddressRefused, TransientError) as exc:
+        raise BadRequest(f"invalid callback_url '{url}': {exc}") from None
 
 
 async def check_backpressure(store: JobStore, settings: Settings) -> None:
@@ -82,6 +105,7 @@ async def submit(request: Request[Any, Any, Any], store: JobStore, settings: Set
     upload = await receive_upload(request, settings.jobs_path, settings.max_upload_bytes)
     try:
         options = parse_options(upload.fields)
+        await check_callback(options.callback_url, settings)
         await _check_audio(upload, max_seconds, too_long)
         job_id = new_job_id()
         files = store.files(job_id)

@@ -88,7 +88,7 @@ def backoff(attempt: int, settings: Settings) -> float:
     that receivers that were down together are not retried together."""
     wait = min(settings.webhook_backoff_seconds * 2.0 ** (attempt - 1),
                settings.webhook_backoff_max_seconds)
-    return wait * random.uniform(0.75, 1.25)  # noqa: S311 - jitter, not a secret
+    return wait * random.uniform(0.75, 1.25)
 
 
 class _Pinned(http.client.HTTPConnection):

@@ -29,6 +29,9 @@ class JobStatus(Status):
     CANCELLED = core.CANCELLED
 
 
+#: The observer that delivers webhooks (its state is the job view's ``webhook``).
+NOTIFY = "notify"
+
 TABLE = StageTable(
     options=JobOptions, status=JobStatus, settings=Settings, files=Files,
     stages=(
@@ -43,7 +46,7 @@ TABLE = StageTable(
                   writes=(TRANSCRIPT,), gives_back_memory=True),
     ),
     observers=(
-        ObserverSpec(name="notify", stage="stages.notify:NotifyStage",
+        ObserverSpec(name=NOTIFY, stage="stages.notify:NotifyStage",
                      observes=lambda options: options.callback_url is not None,
                      each_stage=lambda options: options.callback_events == "stage",
                      concurrency=lambda settings: settings.webhook_concurrency),
