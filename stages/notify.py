@@ -82,13 +82,17 @@ def sign(key: bytes, message_id: str, timestamp: int, body: bytes) -> str:
     return "v1," + base64.b64encode(mac.digest()).decode()
 
 
-def backoff(attempt: int, settings: Settings) -> float:
-    """Seconds to wait after failed attempt ``attempt`` (1, 2, ...): doubling from
-    WEBHOOK_BACKOFF_SECONDS up to WEBHOOK_BACKOFF_MAX_SECONDS, varied by up to a quarter so
-    that receivers that were down together are not retried together."""
-    wait = min(settings.webhook_backoff_seconds * 2.0 ** (attempt - 1),
+def nominal_backoff(attempt: int, settings: Settings) -> float:
+    """Seconds to wait after failed attempt ``attempt`` (1, 2, ...), before jitter:
+    doubling from WEBHOOK_BACKOFF_SECONDS up to WEBHOOK_BACKOFF_MAX_SECONDS."""
+    return min(settings.webhook_backoff_seconds * 2.0 ** min(attempt - 1, 60),
                settings.webhook_backoff_max_seconds)
-    return wait * random.uniform(0.75, 1.25)
+
+
+def backoff(attempt: int, settings: Settings) -> float:
+    """The nominal wait varied by up to a quarter, so that the events of receivers that
+    were down together are not all retried at once."""
+    return nominal_backoff(attempt, settings) * random.uniform(0.75, 1.25)
 
 
 class _Pinned(http.client.HTTPConnection):

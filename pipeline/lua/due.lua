@@ -5,8 +5,10 @@ local due = redis.call('ZRANGEBYSCORE', KEYS[1], '-inf', A.now, 'LIMIT', 0, A.li
 for _, member in ipairs(due) do
   local entry = {}
   for field, value in pairs(cjson.decode(member)) do
-    entry[#entry + 1] = field
-    entry[#entry + 1] = tostring(value)
+    if value ~= cjson.null then
+      entry[#entry + 1] = field
+      entry[#entry + 1] = tostring(value)
+    end
   end
   redis.call('XADD', KEYS[2], '*', unpack(entry))
   redis.call('ZREM', KEYS[1], member)

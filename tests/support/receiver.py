@@ -1,0 +1,89 @@
+"""A real webhook receiver on 127.0.0.1, for the webhook tests: it answers the first
+requests with a failure, then accepts, and keeps every request it got."""
+
+from __future__ import annotations
+
+import base64
+import os
+import threading
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from typing import Any
+
+import msgspec
+import standardwebhooks
+
+#: A signing secret in the Standard Webhooks form.
+SECRET = "whsec_" + base64.b64encode(os.urandom(24)).decode()
+
+
+@dataclass
+class Request:
+    path: str
+    headers: dict[str, str]
+    body: bytes
+
+    @property
+    def id(self) -> str:
+        return self.headers["webhook-id"]
+
+    def verified(self, secret: str = SECRET) -> dict[str, Any]:
+        """The event, once standardwebhooks verified its signature (raises if not)."""
+        event: dict[str, Any] = standardwebhooks.Webhook(secret).verify(self.body,
+                                                                         self.headers)
+        assert event == msgspec.json.decode(self.body)
+        return event
+
+
+@dataclass
+class Receiver:
+    port: int
+    fail_first: int = 0  # answer this many requests with fail_status
+    fail_status: int = 500
+    requests: list[Request] = field(default_factory=list)
+    lock: threading.Lock = field(default_factory=threading.Lock)
+
+    @property
+    def url(self) -> str:
+        return f"http://127.0.0.1:{self.port}/hooks/stt?token=t0k3n"
+
+    def got(self) -> list[Request]:
+        with self.lock:
+            return list(self.requests)
+
+    def answer(self, request: Request) -> int:
+        with self.lock:
+            self.requests.append(request)
+            return self.fail_status if len(self.requests) <= self.fail_first else 204
+
+
+@contextmanager
+def receiving(fail_first: int = 0, fail_status: int = 500) -> Iterator[Receiver]:
+    """A receiver served on a free port of 127.0.0.1 until the block ends."""
+    receiver: Receiver
+
+    class Handler(BaseHTTPRequestHandler):
+        def do_POST(self) -> None:  # noqa: N802 - the name http.server calls
+            body = self.rfile.read(int(self.headers.get("content-length", 0)))
+            headers = {k.lower(): v for k, v in self.headers.items()}
+            status = receiver.answer(Request(self.path, headers, body))
+            self.send_response(status)
+            self.send_header("content-length", "0")
+            self.end_headers()
+
+        do_GET = do_POST  # noqa: N815 - a canary counts every request
+
+        def log_message(self, format: str, *args: object) -> None:  # noqa: A002
+            pass
+
+    server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+    receiver = Receiver(server.server_address[1], fail_first, fail_status)
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    try:
+        yield receiver
+    finally:
+        server.shutdown()
+        server.server_close()
