@@ -65,7 +65,7 @@ def receiving(fail_first: int = 0, fail_status: int = 500) -> Iterator[Receiver]
     receiver: Receiver
 
     class Handler(BaseHTTPRequestHandler):
-        def do_POST(self) -> None:  # noqa: N802 - the name http.server calls
+        def do_POST(self) -> None:
             body = self.rfile.read(int(self.headers.get("content-length", 0)))
             headers = {k.lower(): v for k, v in self.headers.items()}
             status = receiver.answer(Request(self.path, headers, body))
@@ -73,7 +73,7 @@ def receiving(fail_first: int = 0, fail_status: int = 500) -> Iterator[Receiver]
             self.send_header("content-length", "0")
             self.end_headers()
 
-        do_GET = do_POST  # noqa: N815 - a canary counts every request
+        do_GET = do_POST
 
         def log_message(self, format: str, *args: object) -> None:  # noqa: A002
             pass
