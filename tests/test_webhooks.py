@@ -9,11 +9,13 @@ import asyncio
 import time
 from collections.abc import AsyncIterator, Mapping
 from contextlib import asynccontextmanager
+from pathlib import Path
 from typing import Any
 
 import msgspec
 import pytest
 
+from cli.supervisor import parse_workers
 from pipeline.addresses import literal, refusal, resolve
 from pipeline.errors import AddressRefused
 from pipeline.runtime import ObserverWorker
@@ -23,12 +25,14 @@ from pipeline.types import EventMessage, StageStatus
 from stages.notify import NotifyStage, nominal_backoff, sign, webhook_id
 from stages.settings import Settings
 from stages.table import NOTIFY, TABLE
+from tests.support.audio import silent_wav
 from tests.support.gateway import serve, submit
 from tests.support.option_stages import GATEWAY_STAGES
 from tests.support.receiver import SECRET, receiving
 from tests.support.stages import TEST_STAGES, Behaviour, Script
 from tests.support.stages import submit as submit_script
 from tests.support.workers import running_workers, until
+from tests.test_cli import stt
 
 # -- the address policy ---------------------------------------------------------------
 
@@ -313,3 +317,25 @@ async def test_the_job_view_shows_the_webhook(redis: Any, settings: Settings) ->
             view = (await client.get(f"/jobs/{job_id}")).json()
     assert view["webhook"] == {"event": "job.completed", "run": 1, "status": "delivered",
                                "attempts": 2, "last_error": None, "next_attempt_at": None}
+
+
+async def test_stt_submit_with_a_callback_url(redis: Any, settings: Settings,
+                                              tmp_path: Path) -> None:
+    config = webhook_settings(settings)
+    store = JobStore(redis, config, TABLE)
+    audio = tmp_path / "talk.wav"
+    audio.write_bytes(silent_wav())
+    with receiving() as receiver:
+        async with serve(config) as client, service(store, GATEWAY_STAGES):
+            code, _, err = await stt("submit", str(audio), "--url", str(client.base_url),
+                                     "--wait", "--callback-url", receiver.url)
+            assert code == 0, err
+            job_id = err.split("job ", 1)[1].split()[0]
+            await delivered(store, job_id)
+        [request] = receiver.got()
+    assert request.verified()["data"]["job_id"] == job_id
+
+
+def test_stt_up_starts_a_notify_worker() -> None:
+    assert parse_workers("")[NOTIFY] == 1
+    assert parse_workers("notify=2,decode=1")[NOTIFY] == 2
