@@ -46,12 +46,6 @@ class Target:
     address: str
     path: str  # path and query, as sent in the request line
 
-    @property
-    def host_header(self) -> str:
-        default = _SCHEMES[self.scheme] == self.port
-        host = f"[{self.host}]" if ":" in self.host else self.host
-        return host if default else f"{host}:{self.port}"
-
 
 def parse_url(url: str) -> SplitResult:
     """The parts of an http(s) URL; AddressRefused, with what is wrong, for any other."""

@@ -6,6 +6,7 @@ tests/system/test_webhooks.py."""
 from __future__ import annotations
 
 import asyncio
+import threading
 import time
 from collections.abc import AsyncIterator, Mapping
 from contextlib import asynccontextmanager
@@ -234,6 +235,45 @@ async def test_a_receiver_that_stays_down_fails_the_webhook_not_the_job(
     assert record.attempts == 3 and record.error and "gave up after 3 attempts" in record.error
     other = await store.get(plain)
     assert other is not None and other.status == "completed" and not other.observers
+
+
+async def test_a_hanging_receiver_delays_no_other_delivery(redis: Any,
+                                                          settings: Settings) -> None:
+    store = JobStore(redis, webhook_settings(settings, webhook_timeout_seconds=1.0,
+                                             webhook_backoff_seconds=30.0), TABLE)
+    hold = threading.Event()
+    with receiving(hold=hold) as hanging, receiving() as receiver:
+        async with service(store):
+            stuck = await submit_script(store, callback_url=hanging.url)
+            await until(lambda: len(hanging.got()) == 1, what="the hanging receiver's request")
+            # While that attempt hangs, the other jobs' events are delivered.
+            fine = [await submit_script(store, callback_url=receiver.url) for _ in range(3)]
+            for job_id in fine:
+                await delivered(store, job_id)
+            assert not hold.is_set()
+            await until(lambda: retrying(store, stuck), what="the attempt to time out")
+            job = await store.get(stuck)
+    assert job is not None
+    record = job.observers[NOTIFY]
+    assert record.attempts == 1 and "no answer within 1 s" in (record.error or "")
+    assert record.next_attempt_at is not None
+
+
+async def retrying(store: JobStore, job_id: str) -> bool:
+    job = await store.get(job_id)
+    record = job.observers.get(NOTIFY) if job else None
+    return record is not None and record.status == "queued" and record.attempts == 1
+
+
+async def test_redirects_are_not_followed(redis: Any, settings: Settings) -> None:
+    store = JobStore(redis, webhook_settings(settings, webhook_max_attempts=2), TABLE)
+    with receiving() as canary, receiving(fail_first=100, fail_status=302,
+                                          location=canary.url) as redirecting:
+        async with service(store):
+            job = await delivered(store, await submit_script(
+                store, callback_url=redirecting.url), status=StageStatus.FAILED)
+        assert len(redirecting.got()) == 2 and canary.got() == []
+    assert "HTTP 302 (redirects are not followed)" in (job.observers[NOTIFY].error or "")
 
 
 async def test_410_stops_at_once(redis: Any, settings: Settings) -> None:

@@ -42,6 +42,9 @@ class Receiver:
     port: int
     fail_first: int = 0  # answer this many requests with fail_status
     fail_status: int = 500
+    location: str | None = None  # sent with the failures (a redirect's target)
+    # Set: every request waits for it before being answered (a receiver that hangs).
+    hold: threading.Event | None = None
     requests: list[Request] = field(default_factory=list)
     lock: threading.Lock = field(default_factory=threading.Lock)
 
@@ -60,7 +63,8 @@ class Receiver:
 
 
 @contextmanager
-def receiving(fail_first: int = 0, fail_status: int = 500) -> Iterator[Receiver]:
+def receiving(fail_first: int = 0, fail_status: int = 500, location: str | None = None,
+              hold: threading.Event | None = None) -> Iterator[Receiver]:
     """A receiver served on a free port of 127.0.0.1 until the block ends."""
     receiver: Receiver
 
@@ -69,7 +73,11 @@ def receiving(fail_first: int = 0, fail_status: int = 500) -> Iterator[Receiver]
             body = self.rfile.read(int(self.headers.get("content-length", 0)))
             headers = {k.lower(): v for k, v in self.headers.items()}
             status = receiver.answer(Request(self.path, headers, body))
+            if receiver.hold is not None:
+                receiver.hold.wait(timeout=60)
             self.send_response(status)
+            if receiver.location and status != 204:
+                self.send_header("location", receiver.location)
             self.send_header("content-length", "0")
             self.end_headers()
 
@@ -79,11 +87,14 @@ def receiving(fail_first: int = 0, fail_status: int = 500) -> Iterator[Receiver]
             pass
 
     server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-    receiver = Receiver(server.server_address[1], fail_first, fail_status)
+    server.daemon_threads = True
+    receiver = Receiver(server.server_address[1], fail_first, fail_status, location, hold)
     thread = threading.Thread(target=server.serve_forever, daemon=True)
     thread.start()
     try:
         yield receiver
     finally:
+        if hold is not None:
+            hold.set()
         server.shutdown()
         server.server_close()
