@@ -7,6 +7,10 @@ stages from it. A stage's :meth:`Stage.process` runs in a worker thread, so it m
 model calls. It reads its inputs from, and writes its outputs to, the job's files
 (:class:`pipeline.files.JobFiles`); the runtime records the stage as done and hands the job
 to the next stage of the job's plan in one atomic step once ``process`` returns.
+
+A table may also list observers (:class:`ObserverSpec`): stages outside every plan that
+get an event when a job ends (or a stage of it finishes), run an :class:`Observer`, and
+never change the job.
 """
 
 from __future__ import annotations
