@@ -27,7 +27,7 @@ from pipeline.replay import ReplayReport, replay
 from pipeline.store import JobStore
 from stages.options import JobOptions
 from stages.settings import Settings
-from stages.table import STAGES, TABLE, JobStatus
+from stages.table import STAGES, TABLE, WORKERS, JobStatus
 from stages.types import FORMATS
 
 DEFAULT_URL = "http://127.0.0.1:8000"
@@ -134,7 +134,7 @@ def parser() -> argparse.ArgumentParser:
     up.add_argument("--port", type=int, default=env.port,
                     help="port the gateway listens on (env PORT)")
     up.add_argument("--workers", default="", metavar="STAGE=N,...",
-                    help=f"workers per stage, e.g. {','.join(f'{s}=2' for s in STAGES)} "
+                    help=f"workers per stage, e.g. {','.join(f'{s}=2' for s in WORKERS)} "
                     "(default: 1 each)")
     up.add_argument("--grace", type=float, default=120.0, metavar="SECONDS",
                     help="how long a worker may take to finish its job on shutdown")

@@ -21,7 +21,7 @@ import httpx
 
 from pipeline.embedded import ensure_server, running_server, server_dir, stop_server
 from stages.settings import Settings
-from stages.table import STAGES
+from stages.table import WORKERS
 
 #: A child that ran at least this long before dying is restarted at once.
 HEALTHY_SECONDS = 30.0
@@ -29,12 +29,12 @@ HEALTHY_SECONDS = 30.0
 
 def parse_workers(text: str) -> dict[str, int]:
     """``decode=1,diarize=2`` -> counts per stage; stages not named keep one worker."""
-    counts: dict[str, int] = {stage: 1 for stage in STAGES}
+    counts: dict[str, int] = {stage: 1 for stage in WORKERS}
     for part in filter(None, (p.strip() for p in text.split(","))):
         name, _, number = part.partition("=")
         if name not in counts or not number.isdigit():
             raise ValueError(f"--workers takes STAGE=N[,STAGE=N...] with STAGE one of "
-                             f"{', '.join(STAGES)}; got {part!r}")
+                             f"{', '.join(WORKERS)}; got {part!r}")
         counts[name] = int(number)
     return counts
 

@@ -4,9 +4,9 @@ from __future__ import annotations
 
 import msgspec
 
-from pipeline.types import Job, Options, RunRecord, StageStatus
+from pipeline.types import Job, ObserverRecord, Options, RunRecord, StageStatus
 from stages.options import JobOptions
-from stages.table import JobStatus
+from stages.table import NOTIFY, JobStatus
 from stages.types import Result
 
 
@@ -17,6 +17,32 @@ class StageView(msgspec.Struct, frozen=True, kw_only=True):
     finished_at: str | None
     worker: str | None
     detail: str | None  # what the stage last reported doing
+
+
+class WebhookView(msgspec.Struct, frozen=True, kw_only=True):
+    """The delivery of the job's latest webhook event (see callback_url)."""
+
+    event: str  # job.completed, job.failed or job.stage_completed
+    run: int
+    status: str  # pending, delivering, retrying, delivered or failed
+    attempts: int
+    last_error: str | None
+    next_attempt_at: str | None
+
+
+_WEBHOOK_STATUS = {StageStatus.RUNNING: "delivering", StageStatus.DONE: "delivered",
+                   StageStatus.FAILED: "failed"}
+
+
+def webhook_view(record: ObserverRecord | None) -> WebhookView | None:
+    if record is None:
+        return None
+    status = _WEBHOOK_STATUS.get(record.status) or ("retrying" if record.attempts
+                                                    else "pending")
+    ended = record.event in (JobStatus.COMPLETED, JobStatus.FAILED)
+    return WebhookView(event=f"job.{record.event}" if ended else "job.stage_completed",
+                       run=record.run, status=status, attempts=record.attempts,
+                       last_error=record.error, next_attempt_at=record.next_attempt_at)
 
 
 class RunView(msgspec.Struct, frozen=True, kw_only=True):
@@ -48,6 +74,7 @@ class JobView(msgspec.Struct, frozen=True, kw_only=True):
     input_name: str | None
     run: int  # the number of the run shown; earlier ones are listed in runs
     runs: list[RunView]
+    webhook: WebhookView | None  # with a callback_url, once an event was queued
 
 
 class JobSummary(msgspec.Struct, frozen=True, kw_only=True):
@@ -92,6 +119,7 @@ def job_view(job: Job[Options], result: Result | None) -> JobView:
                 for name, r in job.stages.items()},
         options=JobOptions.of(job.options), input_name=job.input_name, run=job.run,
         runs=[run_view(job.id, r) for r in job.runs],
+        webhook=webhook_view(job.observers.get(NOTIFY)),
     )
 
 

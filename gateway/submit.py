@@ -15,7 +15,16 @@ from litestar import Request
 
 from gateway.uploads import Upload, receive_upload
 from pipeline import metrics
-from pipeline.errors import BadRequest, PermanentError, QueueFull, TooLarge, UnsupportedMedia
+from pipeline.addresses import resolve
+from pipeline.errors import (
+    AddressRefused,
+    BadRequest,
+    PermanentError,
+    QueueFull,
+    TooLarge,
+    TransientError,
+    UnsupportedMedia,
+)
 from pipeline.store import JobStore, new_job_id
 from stages import catalog
 from stages.media import probe
@@ -56,6 +65,20 @@ def fingerprint(upload: Upload, options: JobOptions) -> str:
     (not the file's name)."""
     return hashlib.sha256(f"{upload.sha256}\0".encode() + msgspec.json.encode(options)
                           ).hexdigest()
+
+
+async def check_callback(url: str | None, settings: Settings) -> None:
+    """A callback URL must be deliverable: signed, and to an address the policy allows
+    (checked again at each delivery, when the name may resolve elsewhere)."""
+    if url is None:
+        return
+    if settings.webhook_key is None:
+        raise BadRequest("callback_url needs WEBHOOK_SECRET, which this server lacks: ask "
+                         "its operator to set it, or leave callback_url out")
+    try:
+        await asyncio.to_thread(resolve, url, allow_private=settings.allow_private_urls)
+    except (AddressRefused, TransientError) as exc:
+        raise BadRequest(f"invalid callback_url '{url}': {exc}") from None
 
 
 async def check_backpressure(store: JobStore, settings: Settings) -> None:
@@ -100,6 +123,7 @@ async def submit(request: Request[Any, Any, Any], store: JobStore, settings: Set
     try:
         options = parse(upload) if parse else parse_options(upload.fields)
         await check_runnable(options, settings)
+        await check_callback(options.callback_url, settings)
         await _check_audio(upload, max_seconds, too_long)
         job_id = new_job_id()
         files = store.files(job_id)

@@ -7,14 +7,25 @@ from pipeline.errors import (
     OwnershipLost,
     PermanentError,
     PipelineError,
+    RetryLater,
     TransientError,
 )
 from pipeline.files import JobFiles
 from pipeline.settings import Settings
-from pipeline.stage import JobContext, Stage, StageSpec, StageTable
+from pipeline.stage import (
+    EventContext,
+    JobContext,
+    Observer,
+    ObserverSpec,
+    Stage,
+    StageSpec,
+    StageTable,
+)
 from pipeline.store import JobStore
 from pipeline.types import (
+    EventMessage,
     Job,
+    ObserverRecord,
     Options,
     StageRecord,
     StageStatus,
@@ -24,15 +35,21 @@ from pipeline.types import (
 
 __all__ = [
     "ConfigError",
+    "EventContext",
+    "EventMessage",
     "Job",
     "JobContext",
     "JobFiles",
     "JobGone",
     "JobStore",
+    "Observer",
+    "ObserverRecord",
+    "ObserverSpec",
     "Options",
     "OwnershipLost",
     "PermanentError",
     "PipelineError",
+    "RetryLater",
     "Settings",
     "Stage",
     "StageRecord",

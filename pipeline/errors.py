@@ -35,6 +35,21 @@ class TransientError(PipelineError):
     """The job may succeed later: the entry stays pending and is retried after a backoff."""
 
 
+class RetryLater(TransientError):
+    """An observer's attempt failed and is worth repeating ``after_seconds`` from now: its
+    entry is acknowledged and queued again for then, so that other entries go on meanwhile
+    (see :class:`pipeline.runtime.ObserverWorker`)."""
+
+    def __init__(self, message: str, after_seconds: float) -> None:
+        super().__init__(message)
+        self.after_seconds = after_seconds
+
+
+class AddressRefused(PermanentError):
+    """A URL names an address the service must not connect to on a client's behalf (see
+    :mod:`pipeline.addresses`): the message says which and why."""
+
+
 class JobGone(PipelineError):
     """The job was cancelled, deleted or expired while a stage was working on it."""
 

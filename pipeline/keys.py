@@ -35,6 +35,11 @@ class Keys:
         """The stage's work stream in ``lane``."""
         return f"{self.prefix}:stream:{stage}" + ("" if lane == LIVE else f":{lane}")
 
+    def schedule(self, stage: str) -> str:
+        """Sorted set of an observer's events waiting for a later attempt, scored by when
+        (milliseconds since the epoch)."""
+        return f"{self.prefix}:schedule:{stage}"
+
     def dead_letters(self, stage: str) -> str:
         """Entries of the stage's streams that were given up on."""
         return f"{self.prefix}:dead:{stage}"

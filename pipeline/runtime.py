@@ -16,6 +16,13 @@ the job on. What it guarantees, and how:
   survived with backoff; the worker then re-reads its own pending entries first.
 * SIGTERM stops reading and lets the current job finish; a second one exits at once, the
   entry stays pending and another consumer reclaims it.
+
+An :class:`ObserverWorker` consumes an observer's stream the same way (see
+:class:`pipeline.stage.ObserverSpec`), but never changes a job: it records each attempt
+in the observer's record of the job, and an attempt that asks to be repeated later
+(:class:`RetryLater`) is acknowledged and put in the observer's schedule in one step, from
+which every worker of the observer queues it again once due. So a waiting retry holds up
+no other event, and survives any restart.
 """
 
 from __future__ import annotations
@@ -33,13 +40,13 @@ from redis.exceptions import ResponseError
 
 from pipeline import allocator, janitor, metrics
 from pipeline.connection import CONNECTION_ERRORS, Backoff
-from pipeline.errors import JobGone, OwnershipLost, PermanentError, TransientError
+from pipeline.errors import JobGone, OwnershipLost, PermanentError, RetryLater, TransientError
 from pipeline.keys import LIVE
 from pipeline.logs import job_context, job_log
 from pipeline.settings import Settings
-from pipeline.stage import JobContext, Stage
+from pipeline.stage import EventContext, JobContext, Observer, Stage
 from pipeline.store import Delivery, JobStore, Outcome
-from pipeline.types import COMPLETED, Job, Options, StreamMessage
+from pipeline.types import COMPLETED, EventMessage, Job, Options, StageStatus, StreamMessage
 
 log = logging.getLogger(__name__)
 
@@ -65,13 +72,13 @@ def consumer_is_dead(idle_ms: float, settings: Settings) -> bool:
     return idle_ms > limit * 1000
 
 
-class Worker:
-    """Consumes one stage's stream until asked to stop."""
+class Consumer:
+    """Consumes one stream of a stage's consumer group until asked to stop: what every
+    worker does but handling an entry."""
 
-    def __init__(self, stage: Stage[Any, Any, Any], store: JobStore, *, lane: str = LIVE,
-                 consumer: str | None = None) -> None:
+    def __init__(self, stage: Stage[Any, Any, Any] | Observer[Any], store: JobStore, *,
+                 lane: str = LIVE, consumer: str | None = None) -> None:
         self.stage = stage
-        self.spec = store.table.spec(stage.name)
         self.store = store
         self.settings = store.settings
         self.lane = lane
@@ -156,7 +163,11 @@ class Worker:
             return None
         return _first_entry(await redis.xreadgroup(
             self.group, self.consumer, {self.stream: ">"}, count=1,
-            block=int(self.settings.block_seconds * 1000)))
+            block=max(int(await self._block_seconds() * 1000), 1)))
+
+    async def _block_seconds(self) -> float:
+        """How long the next read may wait for a new entry."""
+        return self.settings.block_seconds
 
     async def _reclaim(self) -> Entry | None:
         """One entry of a dead consumer, if any has been idle long enough."""
@@ -178,6 +189,87 @@ class Worker:
         pending = await self.store.redis.xpending_range(
             self.stream, self.group, min=entry_id, max=entry_id, count=1)
         return int(pending[0]["times_delivered"]) if pending else 0
+
+    async def _handle(self, entry_id: str, fields: dict[str, str] | None) -> None:
+        raise NotImplementedError
+
+    async def _dead_letter_malformed(self, entry_id: str, fields: dict[str, str],
+                                     error: str) -> None:
+        log.error("malformed entry %s dead-lettered: %s", entry_id, error)
+        async with self.store.redis.pipeline(transaction=True) as tx:
+            record: dict[Any, Any] = {**fields, "entry_id": entry_id,
+                                      "reason": f"malformed entry: {error}"}
+            tx.xadd(self.store.keys.dead_letters(self.stage.name), record)
+            tx.xack(self.stream, self.group, entry_id)
+            await tx.execute()
+
+    async def _commit(self, op: Callable[[], Awaitable[T]]) -> T:
+        """Run a job's final step, riding out connection loss: the steps are safe to repeat
+        (after a success the entry is acknowledged, so a repeat changes nothing)."""
+        while True:
+            try:
+                return await op()
+            except CONNECTION_ERRORS as exc:
+                log.warning("Redis unreachable while committing (%s); retrying", exc)
+                await self._backoff.sleep()
+
+    async def _heartbeat(self, d: Delivery, lost: asyncio.Event) -> None:
+        while True:
+            await asyncio.sleep(self.settings.claim_idle_seconds / 4)
+            try:
+                if not await self.store.heartbeat(d):
+                    job_log(log, d.job_id, d.stage).warning(
+                        "entry %s was claimed by another consumer", d.entry_id)
+                    lost.set()
+                    return
+            except CONNECTION_ERRORS:
+                continue
+
+    # -- housekeeping ---------------------------------------------------------------------
+
+    @property
+    def _maintenance_interval(self) -> float:
+        return max(self.settings.claim_idle_seconds / 2, 1.0)
+
+    async def _maintain(self) -> None:
+        self._last_maintenance = time.monotonic()
+        await self._trim()
+        await self._forget_dead_consumers()
+        # Here too, not only in the gateway: a deployment of only workers cleans its disk.
+        await janitor.sweep_if_due(self.store)
+
+    async def _trim(self) -> None:
+        """Drop entries every group has acknowledged and that are older than the retention,
+        and dead letters older than the jobs they belong to."""
+        redis = self.store.redis
+        given_up_before = stream_id_for(time.time() - self.settings.job_ttl_seconds)
+        await redis.xtrim(self.store.keys.dead_letters(self.stage.name),
+                          minid=format_id(given_up_before), approximate=False)
+        keep_from = stream_id_for(time.time() - self.settings.stream_retention_seconds)
+        for group in await redis.xinfo_groups(self.stream):
+            keep_from = min(keep_from, parse_id(group["last-delivered-id"]))
+            if group["pending"]:
+                summary = await redis.xpending(self.stream, group["name"])
+                keep_from = min(keep_from, parse_id(summary["min"]))
+        await redis.xtrim(self.stream, minid=format_id(keep_from), approximate=False)
+
+    async def _forget_dead_consumers(self) -> None:
+        for consumer in await self.store.redis.xinfo_consumers(self.stream, self.group):
+            name = consumer["name"]
+            if (name != self.consumer and consumer_is_dead(consumer["idle"], self.settings)
+                    and await self.store.forget_consumer(self.stream, self.group, name)):
+                log.info("removed idle consumer %s (nothing pending)", name)
+
+
+class Worker(Consumer):
+    """Consumes one stage's stream until asked to stop."""
+
+    stage: Stage[Any, Any, Any]
+
+    def __init__(self, stage: Stage[Any, Any, Any], store: JobStore, *, lane: str = LIVE,
+                 consumer: str | None = None) -> None:
+        super().__init__(stage, store, lane=lane, consumer=consumer)
+        self.spec = store.table.spec(stage.name)
 
     # -- one entry ------------------------------------------------------------------------
 
@@ -230,7 +322,8 @@ class Worker:
         except PermanentError as exc:
             reason = str(exc)
             jlog.info("failed: %s", reason)
-            if await self._commit(lambda: self.store.fail(d, reason)) is Outcome.OK:
+            failed = await self._commit(lambda: self.store.fail(d, reason, options=job.options))
+            if failed is Outcome.OK:
                 await metrics.record(self.store, metrics.job_failed(d.stage, metrics.FAILED))
             return
         except Exception as exc:  # noqa: BLE001 - any other failure is retried, then dead-lettered
@@ -243,7 +336,7 @@ class Worker:
                 # could be cancelled on shutdown.
                 allocator.give_back()
         seconds = time.monotonic() - started
-        outcome = await self._commit(lambda: self.store.finish(d, job.plan))
+        outcome = await self._commit(lambda: self.store.finish(d, job.plan, job.options))
         if outcome is Outcome.OK:
             completed = d.stage == job.plan[-1]
             await metrics.record(
@@ -281,34 +374,15 @@ class Worker:
                   + (last or "the worker died or stalled each time"))
         job_log(log, d.job_id, d.stage).error("dead-lettered: %s", reason)
         outcome = await self._commit(
-            lambda: self.store.fail(d, reason, dead_letter=True, deliveries=deliveries))
+            lambda: self.store.fail(d, reason, dead_letter=True, deliveries=deliveries,
+                                    options=job.options if job else None))
         if outcome is Outcome.OK:
             await metrics.record(self.store, metrics.job_failed(d.stage, metrics.DEAD_LETTERED))
-
-    async def _dead_letter_malformed(self, entry_id: str, fields: dict[str, str],
-                                     error: str) -> None:
-        log.error("malformed entry %s dead-lettered: %s", entry_id, error)
-        async with self.store.redis.pipeline(transaction=True) as tx:
-            record: dict[Any, Any] = {**fields, "entry_id": entry_id,
-                                      "reason": f"malformed entry: {error}"}
-            tx.xadd(self.store.keys.dead_letters(self.stage.name), record)
-            tx.xack(self.stream, self.group, entry_id)
-            await tx.execute()
 
     async def _cleanup_if_gone(self, d: Delivery) -> None:
         # The job was deleted while this stage ran: remove what the stage wrote since.
         if await self.store.get(d.job_id) is None:
             self.store.files(d.job_id).remove()
-
-    async def _commit(self, op: Callable[[], Awaitable[T]]) -> T:
-        """Run a job's final step, riding out connection loss: the steps are safe to repeat
-        (after a success the entry is acknowledged, so a repeat changes nothing)."""
-        while True:
-            try:
-                return await op()
-            except CONNECTION_ERRORS as exc:
-                log.warning("Redis unreachable while committing (%s); retrying", exc)
-                await self._backoff.sleep()
 
     # -- while a job runs -----------------------------------------------------------------
 
@@ -336,52 +410,74 @@ class Worker:
 
         return report
 
-    async def _heartbeat(self, d: Delivery, lost: asyncio.Event) -> None:
-        while True:
-            await asyncio.sleep(self.settings.claim_idle_seconds / 4)
-            try:
-                if not await self.store.heartbeat(d):
-                    job_log(log, d.job_id, d.stage).warning(
-                        "entry %s was claimed by another consumer", d.entry_id)
-                    lost.set()
-                    return
-            except CONNECTION_ERRORS:
-                continue
 
-    # -- housekeeping ---------------------------------------------------------------------
+class ObserverWorker(Consumer):
+    """Consumes one observer's stream until asked to stop (see the module's docstring)."""
 
-    @property
-    def _maintenance_interval(self) -> float:
-        return max(self.settings.claim_idle_seconds / 2, 1.0)
+    stage: Observer[Any]
 
-    async def _maintain(self) -> None:
-        self._last_maintenance = time.monotonic()
-        await self._trim()
-        await self._forget_dead_consumers()
-        # Here too, not only in the gateway: a deployment of only workers cleans its disk.
-        await janitor.sweep_if_due(self.store)
+    async def _block_seconds(self) -> float:
+        # Queue the retries that are due first, and wake up for the next one.
+        wait = await self.store.due(self.stage.name)
+        return self.settings.block_seconds if wait is None else min(
+            self.settings.block_seconds, wait)
 
-    async def _trim(self) -> None:
-        """Drop entries every group has acknowledged and that are older than the retention,
-        and dead letters older than the jobs they belong to."""
-        redis = self.store.redis
-        given_up_before = stream_id_for(time.time() - self.settings.job_ttl_seconds)
-        await redis.xtrim(self.store.keys.dead_letters(self.stage.name),
-                          minid=format_id(given_up_before), approximate=False)
-        keep_from = stream_id_for(time.time() - self.settings.stream_retention_seconds)
-        for group in await redis.xinfo_groups(self.stream):
-            keep_from = min(keep_from, parse_id(group["last-delivered-id"]))
-            if group["pending"]:
-                summary = await redis.xpending(self.stream, group["name"])
-                keep_from = min(keep_from, parse_id(summary["min"]))
-        await redis.xtrim(self.stream, minid=format_id(keep_from), approximate=False)
-
-    async def _forget_dead_consumers(self) -> None:
-        for consumer in await self.store.redis.xinfo_consumers(self.stream, self.group):
-            name = consumer["name"]
-            if (name != self.consumer and consumer_is_dead(consumer["idle"], self.settings)
-                    and await self.store.forget_consumer(self.stream, self.group, name)):
-                log.info("removed idle consumer %s (nothing pending)", name)
+    async def _handle(self, entry_id: str, fields: dict[str, str] | None) -> None:
+        if not fields:  # trimmed or deleted while pending: nothing left to do
+            await self.store.redis.xack(self.stream, self.group, entry_id)
+            return
+        try:
+            message = msgspec.convert(fields, EventMessage, strict=False)
+        except msgspec.ValidationError as exc:
+            await self._dead_letter_malformed(entry_id, fields, str(exc))
+            return
+        d = Delivery(self.stage.name, self.group, self.consumer, entry_id, message.job_id,
+                     message.run, self.lane)
+        jlog = job_log(log, d.job_id, d.stage)
+        deliveries = await self._deliveries(entry_id)
+        if deliveries > self.settings.max_deliveries:
+            reason = (f"gave up on attempt {message.attempt} after {deliveries - 1} "
+                      "deliveries: the worker died or stalled each time")
+            jlog.error("dead-lettered: %s", reason)
+            record: dict[Any, Any] = {**fields, "entry_id": entry_id, "reason": reason}
+            await self.store.redis.xadd(self.store.keys.dead_letters(d.stage), record)
+            await self._commit(lambda: self.store.observed(d, message, StageStatus.FAILED,
+                                                           error=reason))
+            return
+        await self._commit(lambda: self.store.observed(d, message, StageStatus.RUNNING,
+                                                       ack=False))
+        jlog.info("%s of run %d: attempt %d (entry %s, delivery %d)", message.event,
+                  message.run, message.attempt, entry_id, deliveries)
+        lost = asyncio.Event()
+        heartbeat = asyncio.create_task(self._heartbeat(d, lost))
+        ctx = EventContext(event=message, settings=self.settings, log=jlog)
+        try:
+            await asyncio.to_thread(self.stage.handle, ctx)
+        except RetryLater as exc:
+            reason, wait = str(exc), exc.after_seconds
+            jlog.info("attempt %d failed (%s); the next in %.0f s", message.attempt, reason,
+                      wait)
+            outcome = await self._commit(lambda: self.store.observed(
+                d, message, StageStatus.QUEUED, error=reason, retry_in=wait))
+        except PermanentError as exc:
+            reason = str(exc)
+            jlog.warning("given up at attempt %d: %s", message.attempt, reason)
+            outcome = await self._commit(lambda: self.store.observed(
+                d, message, StageStatus.FAILED, error=reason))
+        except Exception:  # noqa: BLE001 - retried as the entry, then dead-lettered
+            jlog.exception("attempt %d crashed, will retry", message.attempt)
+            self._read_history = True
+            await self._retry_backoff.sleep()
+            return
+        else:
+            outcome = await self._commit(lambda: self.store.observed(d, message,
+                                                                     StageStatus.DONE))
+            self._retry_backoff.reset()
+        finally:
+            heartbeat.cancel()
+        self.jobs_done += 1
+        if outcome is Outcome.LOST:
+            jlog.warning("entry %s was claimed by another consumer meanwhile", entry_id)
 
 
 def _stream_gone(exc: ResponseError) -> bool:

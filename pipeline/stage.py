@@ -7,6 +7,10 @@ stages from it. A stage's :meth:`Stage.process` runs in a worker thread, so it m
 model calls. It reads its inputs from, and writes its outputs to, the job's files
 (:class:`pipeline.files.JobFiles`); the runtime records the stage as done and hands the job
 to the next stage of the job's plan in one atomic step once ``process`` returns.
+
+A table may also list observers (:class:`ObserverSpec`): stages outside every plan that
+get an event when a job ends (or a stage of it finishes), run an :class:`Observer`, and
+never change the job.
 """
 
 from __future__ import annotations
@@ -16,11 +20,20 @@ import importlib
 import logging
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Any, ClassVar, Generic, TypeVar
+from typing import Any, ClassVar, Generic, TypeVar, overload
 
 from pipeline.files import JobFiles
 from pipeline.settings import Settings
-from pipeline.types import CORE_STATUSES, Job, Options, OptionsT, Status
+from pipeline.types import (
+    COMPLETED,
+    CORE_STATUSES,
+    FAILED,
+    EventMessage,
+    Job,
+    Options,
+    OptionsT,
+    Status,
+)
 
 S = TypeVar("S", bound=Settings)
 F = TypeVar("F", bound=JobFiles)
@@ -70,8 +83,45 @@ class Stage(abc.ABC, Generic[S, OptionsT, F]):
         """Do the stage's work for ``ctx.job``. Raise PermanentError for bad input."""
 
 
+@dataclass
+class EventContext(Generic[S]):
+    """Everything an observer gets for one attempt at one event."""
+
+    event: EventMessage
+    settings: S
+    log: logging.LoggerAdapter[logging.Logger]
+
+    @property
+    def job_id(self) -> str:
+        return self.event.job_id
+
+
+class Observer(abc.ABC, Generic[S]):
+    """What an observer stage runs: one attempt at handling an event of a job (see
+    :class:`ObserverSpec`). Subclasses set ``name`` (their spec's) and implement
+    :meth:`handle`, which runs in a worker thread."""
+
+    name: ClassVar[str]
+
+    def setup(self, settings: S) -> None:
+        """Prepare once per worker process, before any event."""
+
+    @abc.abstractmethod
+    def handle(self, ctx: EventContext[S]) -> None:
+        """One attempt. Return when done; raise RetryLater to be called again later with
+        the next ``ctx.event.attempt``, PermanentError to give up."""
+
+
 def _always(options: Options) -> bool:
     return True
+
+
+def _never(options: Options) -> bool:
+    return False
+
+
+def _one(settings: Settings) -> int:
+    return 1
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -93,6 +143,31 @@ class StageSpec(Generic[OptionsT]):
 
 
 @dataclass(frozen=True, kw_only=True)
+class ObserverSpec(Generic[OptionsT]):
+    """A stage that is no step of a job's plan but follows the jobs: it gets an entry on
+    its own stream when a job whose options it ``observes`` completes or fails (and, where
+    ``each_stage``, whenever a stage of the job finishes). Its outcome never changes the job;
+    the job keeps the observer's state (:class:`pipeline.types.ObserverRecord`)."""
+
+    name: str  # its stream and consumer group are named after it
+    stage: str  # its Observer class as "module:Class"
+    observes: Callable[[OptionsT], bool] = _always
+    each_stage: Callable[[OptionsT], bool] = _never
+    # How many events one worker process handles at once (each as a consumer of its own),
+    # from the settings: so that one slow event never holds up the others.
+    concurrency: Callable[[Any], int] = _one
+
+
+@dataclass(frozen=True)
+class Event:
+    """An event queued for an observer together with the job change that caused it."""
+
+    observer: str
+    event: str  # the terminal status the job reached, or the stage that finished
+    status: str  # the job's status after the change
+
+
+@dataclass(frozen=True, kw_only=True)
 class StageTable(Generic[OptionsT]):
     """An application's stages in pipeline order, and the types its jobs are made of."""
 
@@ -101,10 +176,11 @@ class StageTable(Generic[OptionsT]):
     status: type[Status]  # the core statuses and each stage's running status
     settings: type[Settings] = Settings  # the one settings object every process reads
     files: type[JobFiles] = JobFiles
+    observers: tuple[ObserverSpec[OptionsT], ...] = ()
 
     def __post_init__(self) -> None:
-        if len(set(self.names)) != len(self.stages) or not self.stages:
-            raise ValueError(f"stage names must be unique and present: {self.names}")
+        if len(set(self.workers)) != len(self.workers) or not self.stages:
+            raise ValueError(f"stage names must be unique and present: {self.workers}")
         statuses = {s.value for s in self.status}
         expected = {*CORE_STATUSES, *(spec.running.value for spec in self.stages)}
         if statuses != expected:
@@ -114,11 +190,32 @@ class StageTable(Generic[OptionsT]):
     def names(self) -> tuple[str, ...]:
         return tuple(spec.name for spec in self.stages)
 
+    @property
+    def workers(self) -> tuple[str, ...]:
+        """Every stage a worker consumes: the pipeline's, then the observers."""
+        return self.names + tuple(spec.name for spec in self.observers)
+
     def spec(self, name: str) -> StageSpec[OptionsT]:
         for spec in self.stages:
             if spec.name == name:
                 return spec
         raise ValueError(f"no stage {name!r}: the stages are {', '.join(self.names)}")
+
+    def observer(self, name: str) -> ObserverSpec[OptionsT] | None:
+        return next((spec for spec in self.observers if spec.name == name), None)
+
+    def events(self, options: OptionsT, stage: str, status: str) -> tuple[Event, ...]:
+        """The events to queue when ``stage`` of a job with ``options`` finished and the job
+        took ``status`` (a stage's running status, or completed or failed)."""
+        found: list[Event] = []
+        for spec in self.observers:
+            if not spec.observes(options):
+                continue
+            if status != FAILED and spec.each_stage(options):
+                found.append(Event(spec.name, stage, status))
+            if status in (COMPLETED, FAILED):
+                found.append(Event(spec.name, status, status))
+        return tuple(found)
 
     def plan(self, options: OptionsT) -> tuple[str, ...]:
         """The stages a fresh job with these options runs through, in order."""
@@ -170,13 +267,21 @@ def load_table(path: str = APPLICATION_TABLE) -> StageTable[Any]:
     return table
 
 
-def load_stage(spec: StageSpec[Any], path: str | None = None) -> Stage[Any, Any, Any]:
-    """A new instance of the spec's Stage class (or of the class ``path`` names)."""
+@overload
+def load_stage(spec: StageSpec[Any], path: str | None = None) -> Stage[Any, Any, Any]: ...
+@overload
+def load_stage(spec: ObserverSpec[Any], path: str | None = None) -> Observer[Any]: ...
+def load_stage(spec: StageSpec[Any] | ObserverSpec[Any],
+               path: str | None = None) -> Stage[Any, Any, Any] | Observer[Any]:
+    """A new instance of the spec's Stage (or Observer) class, or of the class ``path``
+    names."""
     path = path or spec.stage
     cls = load(path)
-    if not (isinstance(cls, type) and issubclass(cls, Stage)):
-        raise TypeError(f"{path} is not a Stage class")
+    kind = Observer if isinstance(spec, ObserverSpec) else Stage
+    if not (isinstance(cls, type) and issubclass(cls, kind)):
+        raise TypeError(f"{path} is not a{'n Observer' if kind is Observer else ' Stage'} "
+                        "class")
     if cls.name != spec.name:
         raise TypeError(f"{path} is the {cls.name} stage, not {spec.name}")
-    stage: Stage[Any, Any, Any] = cls()
+    stage: Stage[Any, Any, Any] | Observer[Any] = cls()
     return stage

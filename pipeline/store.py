@@ -16,7 +16,7 @@ from __future__ import annotations
 import enum
 import secrets
 import time
-from collections.abc import Iterator, Mapping
+from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from functools import cache
@@ -34,11 +34,15 @@ from pipeline.errors import IdempotencyMismatch, QueueFull
 from pipeline.files import JobFiles, valid_job_id
 from pipeline.keys import LIVE, Keys
 from pipeline.settings import Settings
-from pipeline.stage import StageTable
+from pipeline.stage import Event, StageTable
 from pipeline.types import (
+    COMPLETED,
     CORE_STATUSES,
+    FAILED,
     TERMINAL,
+    EventMessage,
     Job,
+    ObserverRecord,
     Options,
     RunRecord,
     StageRecord,
@@ -47,6 +51,7 @@ from pipeline.types import (
 )
 
 _STAGE_FIELDS = tuple(StageRecord.__struct_fields__)
+_OBSERVER_FIELDS = tuple(ObserverRecord.__struct_fields__)
 # Lua functions every script may call (pipeline/lua/_*.lua).
 _PRELUDES = ("_job", "_queue")
 # create.lua's first reply: 1 created, 0 idempotency key already used, 2 queue full,
@@ -126,16 +131,18 @@ class JobStore:
         return self.table.files.of(self.settings.jobs_path, job_id)
 
     async def _run(self, name: str, keys: list[str], args: Mapping[str, object], *,
-                   statuses: bool = False, client: Pipeline | None = None) -> Any:
+                   statuses: bool = False, after: Sequence[str] = (),
+                   client: Pipeline | None = None) -> Any:
         """Run script ``name`` with ``args`` as its one JSON argument. With ``statuses``,
         every status's index is appended to ``keys`` and ``args["status_keys"]`` says where
         (a script that changes a job's status must know both indexes, and the one the job
-        leaves is only known from its hash)."""
+        leaves is only known from its hash); then the keys ``after``."""
         if statuses:
             index = [self.keys.status_index(s) for s in self.table.status]
             args = {**args, "status_keys": {s.value: len(keys) + i + 1
                                             for i, s in enumerate(self.table.status)}}
             keys = [*keys, *index]
+        keys = [*keys, *after]
         script = self._scripts.get(name)
         if script is None:
             script = self._scripts[name] = self.redis.register_script(_lua(name))
@@ -455,9 +462,26 @@ class JobStore:
             args["error"] = error
         return Outcome(await self._run("progress", keys, args))
 
-    async def finish(self, d: Delivery, plan: tuple[str, ...]) -> Outcome:
+    def _events(self, keys: Sequence[str], args: dict[str, object], options: Options | None,
+                stage: str, status: str) -> tuple[str, ...]:
+        """Add to a script's ``args`` the events its change of the job queues for
+        observers (see _queue.lua); returns their streams, the keys to pass after the
+        status indexes."""
+        if options is None:
+            return ()
+        events: tuple[Event, ...] = self.table.events(options, stage, status)
+        first = len(keys) + len(self.table.status) + 1
+        streams = tuple(dict.fromkeys(self.keys.stream(e.observer) for e in events))
+        args["events"] = [{"key": first + streams.index(self.keys.stream(e.observer)),
+                           "name": e.observer, "event": e.event, "status": e.status}
+                          for e in events]
+        return streams
+
+    async def finish(self, d: Delivery, plan: tuple[str, ...],
+                     options: Options | None = None) -> Outcome:
         """Record the stage as done, queue the next stage of ``plan`` (or complete the
-        job) and acknowledge the entry, atomically."""
+        job) and acknowledge the entry, atomically; with the job's ``options``, also queue
+        the events the table's observers get for it."""
         position = plan.index(d.stage)
         nxt = plan[position + 1] if position + 1 < len(plan) else None
         keys = [self.keys.job(d.job_id), self.keys.events(d.job_id),
@@ -473,19 +497,65 @@ class JobStore:
         else:
             args |= {"next": nxt, "next_status": self.table.spec(nxt).running,
                      "keep": self._stream_ttl(d.lane)}
-        return Outcome(await self._run("finish", keys, args, statuses=True))
+        status = self.table.spec(nxt).running if nxt else COMPLETED
+        streams = self._events(keys, args, options, d.stage, status)
+        return Outcome(await self._run("finish", keys, args, statuses=True, after=streams))
 
     async def fail(self, d: Delivery, reason: str, *, dead_letter: bool = False,
-                   deliveries: int = 0) -> Outcome:
+                   deliveries: int = 0, options: Options | None = None) -> Outcome:
         """Fail the job with ``reason`` and acknowledge the entry; with ``dead_letter``,
-        first copy the entry to the stage's dead-letter stream."""
+        first copy the entry to the stage's dead-letter stream. With the job's ``options``,
+        also queue the events the table's observers get for it."""
         keys = [self.keys.job(d.job_id), self.keys.events(d.job_id),
                 self.keys.stream(d.stage, d.lane), self.keys.dead_letters(d.stage),
                 self.keys.jobs_index]
-        args = {"group": d.group, "consumer": d.consumer, "entry_id": d.entry_id,
-                "stage": d.stage, "run": d.run, "now": now_iso(), "reason": reason,
-                "dead_letter": dead_letter, "deliveries": deliveries, "job_id": d.job_id}
-        return Outcome(await self._run("fail", keys, args, statuses=True))
+        args: dict[str, object] = {
+            "group": d.group, "consumer": d.consumer, "entry_id": d.entry_id,
+            "stage": d.stage, "run": d.run, "now": now_iso(), "reason": reason,
+            "dead_letter": dead_letter, "deliveries": deliveries, "job_id": d.job_id}
+        streams = self._events(keys, args, options, d.stage, FAILED)
+        return Outcome(await self._run("fail", keys, args, statuses=True, after=streams))
+
+    async def observed(self, d: Delivery, message: EventMessage, status: StageStatus, *,
+                       error: str | None = None, retry_in: float | None = None,
+                       ack: bool = True) -> Outcome:
+        """Record an observer's attempt at an event in its record of the job: started
+        (``status`` running, ``ack`` False), or ended (done or failed), acknowledging the
+        entry; with ``retry_in`` (seconds), the event's next attempt is scheduled for
+        then in the same step. OK, or GONE / STALE when the record is not changed (the job
+        expired, or a later event is the observer's latest), or LOST."""
+        record: dict[str, object] = {"status": status}
+        drop = ["error", "next_attempt_at"]
+        if status is StageStatus.RUNNING:
+            record["attempts"] = message.attempt
+        else:
+            record["finished_at"] = now_iso()
+        if error is not None:
+            record["error"] = error
+            drop.remove("error")
+        args: dict[str, object] = {
+            "group": d.group, "consumer": d.consumer, "entry_id": d.entry_id,
+            "name": d.stage, "event": message.event, "run": message.run, "ack": ack}
+        if retry_in is not None:
+            due = time.time() + retry_in
+            nxt = msgspec.structs.replace(message, attempt=message.attempt + 1)
+            args |= {"next": msgspec.json.encode(nxt).decode(), "due": int(due * 1000)}
+            record["next_attempt_at"] = datetime.fromtimestamp(due, UTC).isoformat(
+                timespec="seconds").replace("+00:00", "Z")
+            drop.remove("next_attempt_at")
+            record.pop("finished_at")
+        args |= {"set": {k: str(v) for k, v in record.items()}, "del": drop}
+        keys = [self.keys.job(d.job_id), self.keys.events(d.job_id),
+                self.keys.stream(d.stage, d.lane), self.keys.schedule(d.stage)]
+        return Outcome(await self._run("observe", keys, args))
+
+    async def due(self, observer: str, limit: int = 100) -> float | None:
+        """Queue the observer's events whose next attempt is due on its stream again;
+        returns the seconds until the next one is due, None when none waits."""
+        args = {"now": int(time.time() * 1000), "limit": limit}
+        wait = int(await self._run("due", [self.keys.schedule(observer),
+                                           self.keys.stream(observer)], args))
+        return None if wait < 0 else wait / 1000
 
     async def ack(self, d: Delivery) -> None:
         """Acknowledge an entry that needs no work (its job is gone, finished or stale)."""
@@ -530,7 +600,14 @@ class JobStore:
             lane=raw.get("lane", LIVE),
             runs=[msgspec.structs.replace(r, result_path=_resolved(files, r.result_path))
                   for r in runs],
+            observers={spec.name: self._observer_record(raw, spec.name)
+                       for spec in self.table.observers if f"{spec.name}.event" in raw},
         )
+
+    @staticmethod
+    def _observer_record(raw: Mapping[str, str], name: str) -> ObserverRecord:
+        record = {f: raw[f"{name}.{f}"] for f in _OBSERVER_FIELDS if f"{name}.{f}" in raw}
+        return msgspec.convert(record, ObserverRecord, strict=False)
 
 
 def _batches(items: list[str], size: int = 500) -> Iterator[list[str]]:

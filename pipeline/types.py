@@ -63,6 +63,19 @@ class StageRecord(msgspec.Struct, kw_only=True, omit_defaults=True):
     error: str | None = None  # why the last attempt failed, while it is being retried
 
 
+class ObserverRecord(msgspec.Struct, kw_only=True, omit_defaults=True):
+    """An observer's state within a job: of the latest event queued for it (see
+    :class:`pipeline.stage.ObserverSpec`)."""
+
+    status: StageStatus  # queued (first attempt or a retry), running, done or failed
+    event: str  # the terminal status the job reached, or the stage that finished
+    run: int  # the run the event is of
+    attempts: int = 0  # attempts started
+    error: str | None = None  # why the last attempt failed
+    next_attempt_at: str | None = None  # when a failed attempt is repeated
+    finished_at: str | None = None
+
+
 class RunRecord(msgspec.Struct, Generic[OptionsT], kw_only=True):
     """An earlier run of a job, kept when the job is rerun."""
 
@@ -100,6 +113,8 @@ class Job(msgspec.Struct, Generic[OptionsT], kw_only=True):
     lane: str = "live"  # which streams carry it: the live ones, or a replay's
     # earlier runs, oldest first
     runs: list[RunRecord[OptionsT]] = msgspec.field(default_factory=list)
+    # by name, the observers an event of this job was queued for
+    observers: dict[str, ObserverRecord] = msgspec.field(default_factory=dict)
 
 
 class StreamMessage(msgspec.Struct, frozen=True, kw_only=True):
@@ -107,3 +122,16 @@ class StreamMessage(msgspec.Struct, frozen=True, kw_only=True):
 
     job_id: str
     run: int = 1
+
+
+class EventMessage(StreamMessage, frozen=True, kw_only=True):
+    """The payload of an entry in an observer's stream: what happened to the job. The
+    entry carries every fact its observer reports, so that an attempt long after the job
+    expired reports the same as the first."""
+
+    event: str  # the terminal status the job reached, or the stage that finished
+    status: str  # the job's status then
+    at: str  # when it happened (ISO 8601)
+    options: str  # the job's options then, as JSON
+    error: str | None = None  # why the job failed
+    attempt: int = 1  # the attempt this entry is for (a retry queues the next one)

@@ -11,6 +11,8 @@ from typing import Annotated, Literal
 import msgspec
 import msgspec.inspect as mi
 
+from pipeline.addresses import parse_url
+from pipeline.errors import AddressRefused
 from pipeline.settings import doc
 from pipeline.types import Options
 
@@ -57,6 +59,13 @@ class JobOptions(Options, frozen=True, kw_only=True, forbid_unknown_fields=True)
     hotwords: Annotated[Annotated[str, msgspec.Meta(max_length=MAX_PROMPT_CHARS)] | None, doc(
         "Words and names likely in the audio (e.g. Katrin Osterhaus, pgvector), given to "
         "Whisper as hints that steer its spelling.")] = None
+    callback_url: Annotated[Annotated[str, msgspec.Meta(max_length=2000)] | None, doc(
+        "An http(s) URL the service POSTs a signed event to when the job completes or "
+        "fails (a webhook; see the README). Private and loopback addresses are refused "
+        "unless ALLOW_PRIVATE_URLS is set.")] = None
+    callback_events: Annotated[Literal["job", "stage"], doc(
+        "job: an event when the job completes or fails; stage: also one when each stage "
+        "finishes.")] = "job"
 
     def __post_init__(self) -> None:
         if self.min_speakers and self.max_speakers and self.min_speakers > self.max_speakers:
@@ -70,6 +79,17 @@ class JobOptions(Options, frozen=True, kw_only=True, forbid_unknown_fields=True)
                 + " and ".join(f"{name}={value}" for name, value in (
                     ("min_speakers", self.min_speakers), ("max_speakers", self.max_speakers))
                     if value) + ")"))
+        if self.callback_url is not None:
+            try:
+                parts = parse_url(self.callback_url)
+            except AddressRefused as exc:
+                raise OptionError("callback_url", f"callback_url: {exc}") from None
+            if parts.username is not None or parts.password is not None:
+                raise OptionError("callback_url", (
+                    "callback_url must carry no user name or password: the events are "
+                    "signed (webhook-signature) instead"))
+        elif self.callback_events != "job":
+            raise OptionError("callback_events", "callback_events needs a callback_url")
 
     @classmethod
     def of(cls, options: Options) -> JobOptions:

@@ -4,6 +4,8 @@ reads this one object, and ``python -m pipeline.settings`` documents it."""
 
 from __future__ import annotations
 
+import base64
+import binascii
 from pathlib import Path
 from typing import Annotated, Literal
 
@@ -68,9 +70,60 @@ class Settings(core.Settings, frozen=True, kw_only=True, forbid_unknown_fields=T
         "`Authorization: Bearer <key>` and a job is visible only to the key that made "
         "it.")] = ""
 
+    public_url: Annotated[str | None, doc(
+        "The gateway's address as clients reach it (e.g. https://stt.example.com): webhook "
+        "events carry result URLs under it. Unset: http://HOST:PORT.")] = None
+
+    # -- outbound requests and webhooks ------------------------------------------------
+    allow_private_urls: Annotated[bool, doc(
+        "Allow callback URLs on loopback, private, link-local and other non-public "
+        "addresses (tests, private deployments). Off: such URLs are refused (400), and so "
+        "are cloud metadata addresses.")] = False
+    webhook_secret: Annotated[str | None, doc(
+        "Key the webhook events are signed with (Standard Webhooks), as `whsec_` and the "
+        "key in base64; receivers verify with the same value. Unset: callback_url is "
+        "refused.")] = None
+    webhook_max_attempts: Annotated[int, doc(
+        "Attempts at delivering one event before it is given up on (its state: failed). "
+        "With the default backoff, the last is about a day after the first.",
+        ge=1, le=100)] = 15
+    webhook_backoff_seconds: Annotated[float, doc(
+        "Wait before the second attempt; each further wait doubles, up to "
+        "WEBHOOK_BACKOFF_MAX_SECONDS, and every wait varies by up to a quarter (jitter).",
+        gt=0)] = 30.0
+    webhook_backoff_max_seconds: Annotated[float, doc(
+        "Longest wait between two attempts.", gt=0)] = 4 * 3600.0
+    webhook_timeout_seconds: Annotated[float, doc(
+        "Longest an attempt may take, connecting and answering included.", gt=0,
+        le=300)] = 10.0
+    webhook_concurrency: Annotated[int, doc(
+        "Events one notify worker delivers at once, so that a slow receiver does not hold "
+        "up the others.", ge=1, le=256)] = 16
+
     def __post_init__(self) -> None:
         if self.max_upload_bytes < 1024:
             raise ValueError("MAX_UPLOAD_BYTES must be at least 1024")
+        if self.webhook_secret is not None:
+            try:
+                key = base64.b64decode(self.webhook_secret.removeprefix("whsec_"),
+                                       validate=True)
+            except binascii.Error:
+                key = b""
+            if not self.webhook_secret.startswith("whsec_") or len(key) < 16:
+                raise ValueError("WEBHOOK_SECRET must be whsec_ and at least 16 bytes in "
+                                 "base64")
+
+    @property
+    def webhook_key(self) -> bytes | None:
+        """WEBHOOK_SECRET's key, the bytes the events are signed with."""
+        if self.webhook_secret is None:
+            return None
+        return base64.b64decode(self.webhook_secret.removeprefix("whsec_"))
+
+    @property
+    def result_base_url(self) -> str:
+        """Where clients reach the gateway: PUBLIC_URL, else HOST and PORT."""
+        return (self.public_url or f"http://{self.host}:{self.port}").rstrip("/")
 
     @property
     def models_path(self) -> Path | None:

@@ -3,7 +3,8 @@
 Everything the core (pipeline/) knows of the stages comes from here: their names and order,
 the job status each shows, their share of a job's progress, the artifacts they read and
 write (and so what a rerun from each needs), which are model stages, which a job's options
-skip, and the Stage class each runs. A stage's class is named, not imported: this module
+skip, and the Stage class each runs; and the observers that follow the jobs (notify: the
+webhooks). A stage's class is named, not imported: this module
 stays light for the gateway and the command line, and a worker imports only its own stage.
 """
 
@@ -11,7 +12,7 @@ from __future__ import annotations
 
 from pipeline import types as core
 from pipeline.files import INPUT
-from pipeline.stage import JobContext, Stage, StageSpec, StageTable
+from pipeline.stage import JobContext, ObserverSpec, Stage, StageSpec, StageTable
 from pipeline.types import Status
 from stages.artifacts import AUDIO, DIARIZATION, TRANSCRIPT, Files
 from stages.options import JobOptions
@@ -28,6 +29,9 @@ class JobStatus(Status):
     CANCELLED = core.CANCELLED
 
 
+#: The observer that delivers webhooks (its state is the job view's ``webhook``).
+NOTIFY = "notify"
+
 TABLE = StageTable(
     options=JobOptions, status=JobStatus, settings=Settings, files=Files,
     stages=(
@@ -41,10 +45,18 @@ TABLE = StageTable(
                   running=JobStatus.TRANSCRIBING, weight=60.0, reads=(AUDIO, DIARIZATION),
                   writes=(TRANSCRIPT,), gives_back_memory=True),
     ),
+    observers=(
+        ObserverSpec(name=NOTIFY, stage="stages.notify:NotifyStage",
+                     observes=lambda options: options.callback_url is not None,
+                     each_stage=lambda options: options.callback_events == "stage",
+                     concurrency=lambda settings: settings.webhook_concurrency),
+    ),
 )
 
 #: The stages in pipeline order.
 STAGES = TABLE.names
+#: Every stage a worker consumes: the pipeline's and the observers.
+WORKERS = TABLE.workers
 
 #: What a speech stage is, and what it works with: the table's types.
 SpeechStage = Stage[Settings, JobOptions, Files]

@@ -116,3 +116,14 @@ def test_each_stage_scales_on_its_own_stream_lag() -> None:
     claims = [d for d in docs if d["kind"] == "PersistentVolumeClaim"
               and d["metadata"]["name"] == "stt-jobs"]
     assert claims[0]["spec"]["accessModes"] == ["ReadWriteMany"]
+
+
+def test_the_notify_stage_is_deployed_like_the_others() -> None:
+    compose = yaml.safe_load((REPO / "docker-compose.yml").read_text())["services"]
+    assert compose["notify"]["command"] == ["stt-worker", "notify"]
+    [deployment] = [d for d in k8s_documents()
+                    if d["kind"] == "Deployment" and d["metadata"]["name"] == "stt-notify"]
+    [container] = deployment["spec"]["template"]["spec"]["containers"]
+    assert container["command"] == ["stt-worker", "notify"]
+    # It runs no model: the gateway's image serves.
+    assert container["image"] == compose["notify"]["image"] == compose["gateway"]["image"]

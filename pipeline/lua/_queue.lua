@@ -25,3 +25,24 @@ local function waiting(stream, group, cap)
   -- No group yet (no worker ever started): everything in the stream waits.
   return redis.call('XLEN', stream)
 end
+
+-- Queues A.events, each on its observer's stream ({key = the stream's position in KEYS,
+-- name = the observer, event, status}), carrying what the observer reports (error: why the
+-- job failed; the job's options), and starts the observer's record of the job afresh for
+-- that event.
+local function queue_events(run, now, error)
+  for _, e in ipairs(A.events or {}) do
+    local entry = {'job_id', A.job_id, 'run', run, 'event', e.event, 'status', e.status,
+      'at', now, 'options', redis.call('HGET', KEYS[1], 'options')}
+    if error then
+      entry[#entry + 1] = 'error'
+      entry[#entry + 1] = error
+    end
+    redis.call('XADD', KEYS[e.key], '*', unpack(entry))
+    local n = e.name .. '.'
+    redis.call('HDEL', KEYS[1], n .. 'attempts', n .. 'error', n .. 'next_attempt_at',
+      n .. 'finished_at')
+    redis.call('HSET', KEYS[1], n .. 'status', STAGE.queued, n .. 'event', e.event,
+      n .. 'run', run)
+  end
+end

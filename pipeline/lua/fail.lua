@@ -3,7 +3,8 @@
 -- KEYS: job hash, its events channel, this stage's stream, dead-letter stream, jobs index,
 --       the status indexes
 -- A: group, consumer, entry_id, stage, run, now, reason, dead_letter, deliveries, job_id,
---    status_keys
+--    status_keys, events (to queue for observers, see _queue.lua), whose streams follow
+--    the status indexes
 if not owns(KEYS[3], A.group, A.consumer, A.entry_id) then return 'lost' end
 if A.dead_letter then
   redis.call('XADD', KEYS[4], '*', 'job_id', A.job_id, 'run', A.run, 'stage', A.stage,
@@ -17,6 +18,7 @@ if state == 'ok' then
   redis.call('HSET', KEYS[1], 'error', A.reason,
     'stage_detail', s .. ' failed', s .. '.status', STAGE.failed, s .. '.finished_at', A.now,
     'updated_at', A.now)
+  queue_events(A.run, A.now, A.reason)
   redis.call('PUBLISH', KEYS[2], 'failed')
 end
 redis.call('XACK', KEYS[3], A.group, A.entry_id)

@@ -5,7 +5,8 @@
 -- A: group, consumer, entry_id, stage, run, now, job_id, progress (the job's, overall),
 --    status_keys; and either next (the next stage), next_status (the job's status while
 --    it runs) and keep (seconds the next stream is kept after this entry, 0: for good),
---    or, after the last stage, result_path
+--    or, after the last stage, result_path; events (to queue for observers, see
+--    _queue.lua), whose streams follow the status indexes
 if not owns(KEYS[3], A.group, A.consumer, A.entry_id) then return 'lost' end
 local state = job_state(A.run)
 local s = A.stage
@@ -27,6 +28,7 @@ if state == 'ok' then
     redis.call('HSET', KEYS[1], 'progress', '100', 'stage_detail', 'completed',
       'result_path', A.result_path)
   end
+  queue_events(A.run, A.now, nil)
   redis.call('PUBLISH', KEYS[2], 'finished')
 end
 redis.call('XACK', KEYS[3], A.group, A.entry_id)

@@ -27,7 +27,7 @@ from tests.support.stages import submit as submit_job
 from tests.support.workers import running_workers, until
 
 JOB_FIELDS = {"id", "status", "progress", "stage_detail", "result", "error", "created_at",
-              "updated_at", "stages", "options", "input_name", "run", "runs"}
+              "updated_at", "stages", "options", "input_name", "run", "runs", "webhook"}
 
 
 async def test_job_runs_to_completion(client: httpx.AsyncClient, store: JobStore) -> None:

@@ -12,7 +12,7 @@ import msgspec
 import pytest
 
 from pipeline.files import INPUT
-from pipeline.stage import StageSpec, StageTable, load_table
+from pipeline.stage import Observer, ObserverSpec, StageSpec, StageTable, load_stage, load_table
 from pipeline.store import _lua
 from pipeline.types import TERMINAL, Options, Status
 from stages.options import JobOptions
@@ -108,6 +108,50 @@ def test_a_table_of_other_stages_needs_no_change_to_the_core() -> None:
                   reads=("page",), runs=lambda flags: flags.notify)))
     assert table.plan(Flags()) == ("fetch",)
     assert table.plan(msgspec.convert({"notify": True}, Flags)) == ("fetch", "notify")
+
+
+def test_observers_follow_jobs_without_being_part_of_their_plan() -> None:
+    class Flags(Options):
+        watch: bool = False
+        every: bool = False
+
+    class Status3(Status):
+        QUEUED = "queued"
+        COMPLETED = "completed"
+        FAILED = "failed"
+        CANCELLED = "cancelled"
+        FETCHING = "fetching"
+        PARSING = "parsing"
+
+    table = StageTable(options=Flags, status=Status3, stages=(
+        StageSpec(name="fetch", stage="m:Fetch", running=Status3.FETCHING, weight=1.0),
+        StageSpec(name="parse", stage="m:Parse", running=Status3.PARSING, weight=1.0)),
+        observers=(ObserverSpec(name="audit", stage="m:Audit",
+                                observes=lambda flags: flags.watch,
+                                each_stage=lambda flags: flags.every),))
+    assert table.plan(Flags(watch=True)) == table.names == ("fetch", "parse")
+    assert table.workers == ("fetch", "parse", "audit")
+    assert table.events(Flags(), "parse", "completed") == ()
+    assert [(e.observer, e.event, e.status) for e in table.events(
+        Flags(watch=True), "parse", "completed")] == [("audit", "completed", "completed")]
+    assert table.events(Flags(watch=True), "fetch", "parsing") == ()
+    every = Flags(watch=True, every=True)
+    assert [(e.event, e.status) for e in table.events(every, "fetch", "parsing")] == [
+        ("fetch", "parsing")]
+    assert [(e.event, e.status) for e in table.events(every, "parse", "completed")] == [
+        ("parse", "completed"), ("completed", "completed")]
+    # A failed stage did not finish: only the job's end is an event.
+    assert [e.event for e in table.events(every, "fetch", "failed")] == ["failed"]
+    with pytest.raises(ValueError, match="unique"):
+        StageTable(stages=table.stages, options=Flags, status=Status3,
+                   observers=(ObserverSpec(name="fetch", stage="m:Fetch"),))
+
+
+def test_an_observer_spec_loads_only_an_observer() -> None:
+    assert isinstance(load_stage(TABLE.observers[0]), Observer)
+    with pytest.raises(TypeError, match="not an Observer"):
+        load_stage(TABLE.observers[0], "stages.decode:DecodeStage")
+    assert TABLE.workers == (*STAGES, "notify")
 
 
 def test_the_table_imports_no_model_library() -> None:
