@@ -13,6 +13,7 @@ import httpx
 import msgspec
 
 from cli import client as api
+from pipeline import compat
 from pipeline.connection import connect
 from pipeline.errors import ApiError, ConfigError
 from pipeline.keys import LIVE, lane_name
@@ -98,6 +99,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         try:
             settings = Settings.from_env()
             workers = parse_workers(args.workers)
+            compat.check_embedded_server(settings)
         except (ConfigError, ValueError) as exc:
             print(f"stt: {exc}", file=sys.stderr)
             return 2

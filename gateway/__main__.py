@@ -7,6 +7,7 @@ import sys
 import uvicorn
 
 from gateway.app import create_app
+from pipeline import compat
 from pipeline.errors import ConfigError
 from pipeline.logs import setup_logging
 from stages.settings import Settings
@@ -15,6 +16,7 @@ from stages.settings import Settings
 def main() -> None:
     try:
         settings = Settings.from_env()
+        compat.check_embedded_server(settings)
     except ConfigError as exc:
         sys.exit(f"configuration error: {exc}")
     setup_logging(settings.log_level)

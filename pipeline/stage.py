@@ -62,6 +62,11 @@ class Stage(abc.ABC, Generic[S, OptionsT, F]):
 
     name: ClassVar[str]
 
+    def check(self, settings: S) -> None:
+        """Called once when a worker starts, before it connects or loads anything: raise
+        :class:`pipeline.errors.IncompatibleInstall` when a library the stage patches is
+        not a version it was written for (see :mod:`pipeline.compat`)."""
+
     def setup(self, settings: S) -> None:
         """Load what the stage needs once per worker process (models), before any job."""
 

@@ -8,5 +8,6 @@ def test_every_public_name_is_importable_and_listed() -> None:
         assert getattr(pipeline, name) is not None, name
     public = {n for n in vars(pipeline) if not n.startswith("_")} - {
         "errors", "files", "settings", "stage", "store", "types", "keys", "connection",
-        "embedded", "logs", "runtime", "worker", "replay", "allocator", "janitor", "metrics"}
+        "embedded", "logs", "runtime", "worker", "replay", "allocator", "janitor", "metrics",
+        "compat"}
     assert public == set(pipeline.__all__)
