@@ -19,6 +19,7 @@ import httpx
 import msgspec
 
 from cli import client as api
+from pipeline import compat
 from pipeline.connection import CONNECTION_ERRORS, connect
 from pipeline.embedded import running_server, server_dir
 from pipeline.errors import ApiError, ConfigError
@@ -229,6 +230,7 @@ def run_up(args: argparse.Namespace) -> int:
     try:
         settings = Settings.from_env(host=args.host, port=args.port)
         workers = parse_workers(args.workers)
+        compat.check_embedded_server(settings)
     except (ConfigError, ValueError) as exc:
         print(f"stt: {exc}", file=sys.stderr)
         return 2

@@ -8,6 +8,7 @@ import uvicorn
 
 from gateway.app import create_app
 from gateway.logs import quiet_routine_requests
+from pipeline import compat
 from pipeline.errors import ConfigError
 from pipeline.logs import setup_logging
 from stages.settings import Settings
@@ -16,6 +17,7 @@ from stages.settings import Settings
 def main() -> None:
     try:
         settings = Settings.from_env()
+        compat.check_embedded_server(settings)
     except ConfigError as exc:
         sys.exit(f"configuration error: {exc}")
     setup_logging(settings.log_level, settings.log_format)

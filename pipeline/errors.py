@@ -27,6 +27,11 @@ class ConfigError(PipelineError):
     """A setting read from the environment is missing or malformed."""
 
 
+class IncompatibleInstall(ConfigError):
+    """An installed library is not a version the code was written for, or a file a package
+    ships is not the one expected: the process refuses to start, with this message."""
+
+
 class PermanentError(PipelineError):
     """The job cannot succeed, however often it is retried: the message is shown to users."""
 

@@ -69,14 +69,24 @@ class JobContext(Generic[S, OptionsT, F]):
         self.report(min(max(float(fraction), 0.0), 1.0), detail)
 
 
-class Stage(abc.ABC, Generic[S, OptionsT, F]):
-    """One step of the pipeline. Subclasses set ``name`` (their spec's) and implement
-    :meth:`process`."""
+class Worked(abc.ABC, Generic[S]):
+    """What a worker process runs, stage or observer: named by its spec, checked at start
+    and set up once."""
 
     name: ClassVar[str]
 
+    def check(self, settings: S) -> None:
+        """Called once when a worker starts, before it connects or loads anything: raise
+        :class:`pipeline.errors.IncompatibleInstall` when a library it patches is not a
+        version it was written for (see :mod:`pipeline.compat`)."""
+
     def setup(self, settings: S) -> None:
-        """Load what the stage needs once per worker process (models), before any job."""
+        """Load what it needs once per worker process (models), before any job."""
+
+
+class Stage(Worked[S], Generic[S, OptionsT, F]):
+    """One step of the pipeline. Subclasses set ``name`` (their spec's) and implement
+    :meth:`process`."""
 
     @abc.abstractmethod
     def process(self, ctx: JobContext[S, OptionsT, F]) -> None:
@@ -96,15 +106,10 @@ class EventContext(Generic[S]):
         return self.event.job_id
 
 
-class Observer(abc.ABC, Generic[S]):
+class Observer(Worked[S]):
     """What an observer stage runs: one attempt at handling an event of a job (see
     :class:`ObserverSpec`). Subclasses set ``name`` (their spec's) and implement
     :meth:`handle`, which runs in a worker thread."""
-
-    name: ClassVar[str]
-
-    def setup(self, settings: S) -> None:
-        """Prepare once per worker process, before any event."""
 
     @abc.abstractmethod
     def handle(self, ctx: EventContext[S]) -> None:

@@ -15,8 +15,9 @@ import sys
 from collections.abc import Sequence
 from typing import Any
 
+from pipeline import allocator, compat
 from pipeline.connection import connect
-from pipeline.errors import ConfigError
+from pipeline.errors import ConfigError, IncompatibleInstall
 from pipeline.keys import LIVE, lane_name
 from pipeline.logs import setup_logging
 from pipeline.runtime import Consumer, ObserverWorker, Worker, default_consumer_name
@@ -73,13 +74,23 @@ def main(argv: Sequence[str] | None = None) -> int:
         print(f"stt-worker: {exc}", file=sys.stderr)
         return 2
     setup_logging(settings.log_level, settings.log_format)
+    # Before the stage's module, and so any library it computes with, is imported.
+    allocator.tune()
     try:
         spec = table.observer(args.stage) or table.spec(args.stage)
         stage = load_stage(spec, args.stage_class)
     except TypeError as exc:
         print(f"stt-worker: {exc}", file=sys.stderr)
         return 2
-    asyncio.run(serve(stage, settings, table, args.lane, args.consumer))
+    try:
+        compat.check_embedded_server(settings)
+        stage.check(settings)
+        asyncio.run(serve(stage, settings, table, args.lane, args.consumer))
+    except IncompatibleInstall as exc:
+        # A library outside its patches' range (before anything started), or a damaged
+        # package file the stage's setup found: no traceback, and no job ever attempted.
+        print(f"stt-worker: {exc}", file=sys.stderr)
+        return 2
     return 0
 
 

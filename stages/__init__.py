@@ -1,14 +1,6 @@
-"""The model stages of the speech service: decode, diarize, transcribe.
+"""The stages of the speech service: decode, diarize, transcribe, and the contracts (stage
+table, options, settings, artifacts) the gateway and the command line share with them.
 
-Importing any stage module imports this package first, so what must be settled before the
-model libraries start is settled here: pyannote's telemetry is switched off (pyannote reads
-its setting at import time), and the memory allocators are told to give memory back (see
-:func:`pipeline.allocator.tune`).
+Importing the package has no side effects: what the model libraries need settled before
+they load is settled by :mod:`stages.compat`, which every module using them imports first.
 """
-
-import os
-
-from pipeline import allocator
-
-os.environ["PYANNOTE_METRICS_ENABLED"] = "0"
-allocator.tune()

@@ -64,7 +64,7 @@ class Pcm16Samples:
     :func:`load` would give for that range, converted when asked for.
 
     whisperx reads a job's audio only through ``len``, ``shape`` and slices (the voice
-    activity detection aside, see stages/_vad.py), so the transcribe stage never needs the
+    activity detection aside, see stages/compat/vad.py), so the transcribe stage never needs the
     whole audio as float32, and converts one 30 s chunk at a time.
 
     From :meth:`map`, the samples are the job's WAV file mapped into memory rather than

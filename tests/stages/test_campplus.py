@@ -21,14 +21,14 @@ def features() -> torch.Tensor:
     """Fbank features of the first 10 s of pyannote's sample (two speakers): (1000, 80)."""
     import torch
 
-    from stages import _campplus
+    from stages.compat import campplus as _campplus
 
     samples = torch.from_numpy(audio.load(sample_wav())[:160_000])
     return _campplus._fbank(samples.unsqueeze(0))
 
 
 def test_the_front_end_is_sliced(features: torch.Tensor) -> None:
-    from stages._campplus import CamPlusPlus, _TimeSliced
+    from stages.compat.campplus import CamPlusPlus, _TimeSliced
 
     head = CamPlusPlus().campplus.head
     assert isinstance(head, _TimeSliced)
@@ -42,7 +42,7 @@ def test_sliced_front_end_equals_the_whole(features: torch.Tensor, frames: int) 
     context, and a row shorter than a slice."""
     import torch
 
-    from stages._campplus import CamPlusPlus
+    from stages.compat.campplus import CamPlusPlus
 
     model = CamPlusPlus()
     sliced = model.campplus.head
@@ -66,7 +66,7 @@ def test_a_batch_embeds_each_row_as_alone() -> None:
     import numpy as np
     import torch
 
-    from stages._campplus import CamPlusPlus
+    from stages.compat.campplus import CamPlusPlus
 
     model = CamPlusPlus()
     samples = torch.from_numpy(audio.load(sample_wav()))
@@ -85,7 +85,7 @@ def test_a_batch_embeds_each_row_as_alone() -> None:
 def test_reach_of_a_stack_of_convolutions() -> None:
     import torch
 
-    from stages._campplus import time_reach
+    from stages.compat.campplus import time_reach
 
     stack = torch.nn.Sequential(
         torch.nn.Conv2d(1, 4, 3, padding=1),

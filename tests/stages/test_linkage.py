@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from stages import _linkage
+from stages.compat import linkage as _linkage
 from tests.stages.conftest import Reclustering
 
 

@@ -190,7 +190,7 @@ def test_allocator_defaults_leave_an_operators_choice_alone() -> None:
     import subprocess
     import sys
 
-    show = "import os, stages; print(os.environ['MKL_DISABLE_FAST_MM'])"
+    show = "import os, stages.compat; print(os.environ['MKL_DISABLE_FAST_MM'])"
     env = {k: v for k, v in os.environ.items() if k != "MKL_DISABLE_FAST_MM"}
     assert subprocess.run([sys.executable, "-c", show], env=env, capture_output=True,
                           text=True, check=True).stdout.strip() == "1"

@@ -7,7 +7,8 @@ from typing import Any
 import numpy as np
 import pytest
 
-from stages import _reconstruct, models
+from stages import models
+from stages.compat import reconstruct as _reconstruct
 from stages.settings import Settings
 from tests.stages.conftest import Reclustering
 

