@@ -23,7 +23,7 @@ from gateway.models import (
     job_view,
 )
 from gateway.services import Services
-from gateway.submit import check_callback, submit
+from gateway.submit import check_callback, check_runnable, parse_options, submit
 from pipeline import metrics
 from pipeline.errors import BadRequest, Conflict, Gone, JobFailed, NotFound
 from pipeline.store import JobStore, Outcome
@@ -163,9 +163,12 @@ async def rerun_job(job_id: str, data: dict[str, Any], services: Services,
     if not isinstance(from_stage, str):
         raise BadRequest(f"cannot rerun job {job_id}: give from_stage, one of "
                          f"{', '.join(STAGES)}")
-    callback_url = overrides.get("callback_url")
-    await check_callback(callback_url if isinstance(callback_url, str) else None,
-                         services.settings)
+    # The rerun's options as a whole, checked as a submission's are: plain-words errors
+    # naming the field, and a model or language this server cannot run refused now.
+    options = parse_options({**msgspec.structs.asdict(JobOptions.of(job.options)),
+                             **overrides})
+    await check_runnable(options, services.settings)
+    await check_callback(options.callback_url, services.settings)
     try:
         outcome = await services.store.rerun(job, from_stage, overrides)
     except (ValueError, msgspec.ValidationError) as exc:

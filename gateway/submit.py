@@ -41,9 +41,9 @@ class Submitted:
     created: bool  # False: an earlier upload with the same Idempotency-Key made the job
 
 
-def parse_options(fields: Mapping[str, str]) -> JobOptions:
-    """Form fields -> JobOptions; a bad value gets a 400 naming the field, the value and
-    what the field takes."""
+def parse_options(fields: Mapping[str, object]) -> JobOptions:
+    """Form fields (or JSON values) -> JobOptions; a bad value gets a 400 naming the field,
+    the value and what the field takes."""
     try:
         return options_from(fields)
     except OptionError as exc:

@@ -55,3 +55,20 @@ async def test_rerun_errors(client: httpx.AsyncClient, store: JobStore) -> None:
     missing = await client.post("/jobs/0123456789abcdef0123456789abcdef/rerun",
                                 json={"from_stage": "decode"})
     assert missing.status_code == 404
+
+
+async def test_a_rerun_s_options_are_checked_as_a_submission_s(
+        client: httpx.AsyncClient, store: JobStore) -> None:
+    done = await completed_job(client, store)
+    for overrides, field, words in (
+            ({"num_speakers": "two"}, "num_speakers", "a whole number from 1 to 64"),
+            ({"task": "dance"}, "task", "transcribe or translate"),
+            ({"model": "/etc"}, "model", "tiny.en, base"),
+            ({"model": "tiny.en", "language": "de"}, "language", "en")):
+        answer = await client.post(f"/jobs/{done}/rerun",
+                                   json={"from_stage": "transcribe", **overrides})
+        assert answer.status_code == 400, overrides
+        error = answer.json()["error"]
+        assert error["field"] == field and words in error["message"], error
+    job = (await client.get(f"/jobs/{done}")).json()
+    assert job["run"] == 1  # nothing was rerun
