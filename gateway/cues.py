@@ -52,6 +52,9 @@ _LEANING = frozenset({
 _PAUSE_SECONDS = 1.5
 #: A silence this long makes a cheap place to end a cue, like a comma.
 _BREATH_SECONDS = 0.4
+#: What a cue said in no time costs, against one said in the shortest readable time: a
+#: lone "Sure," weighs more than ending a cue at a plain word, "Before we start," less.
+_SHORT_WEIGHT = 6.0
 #: How unbalanced lines weigh against a line break at a poorer place.
 _BALANCE_WEIGHT = 10.0
 
@@ -233,14 +236,16 @@ def _break_cost(tokens: Sequence[_Token], index: int, *, line: bool) -> float:
 
 def _cue_spans(run: Sequence[_Token], lead: int, settings: Settings) -> list[tuple[int, int]]:
     """The cheapest division of a run into cues that keep to the limits (a single token too
-    long for them gets a cue of its own): each cue costs a little, more when short on screen
-    or full (which balances the cues of a long sentence), plus the cost of where it ends."""
+    long for them gets a cue of its own): each cue costs a little, more the shorter it is
+    said than readable and the fuller it is (which balances the cues of a long sentence),
+    plus the cost of where it ends."""
     width_limit = settings.subtitle_max_line_chars
     capacity = width_limit * settings.subtitle_max_lines
     best = [math.inf] * (len(run) + 1)
     back = [0] * (len(run) + 1)
     best[0] = 0.0
     ending = [_break_cost(run, k, line=False) for k in range(len(run) - 1)] + [0.0]
+    shortest = max(settings.subtitle_min_cue_seconds, 1e-3)
     for first in range(len(run)):
         lines, line, width = 1, 0, 0
         for last in range(first, len(run)):
@@ -258,8 +263,8 @@ def _cue_spans(run: Sequence[_Token], lead: int, settings: Settings) -> list[tup
             if last > first and (lines > settings.subtitle_max_lines
                                  or duration > settings.subtitle_max_cue_seconds):
                 break
-            cost = (best[first] + 1.0 + 2.0 * min(width / capacity, 1.0) ** 2
-                    + (4.0 if duration < settings.subtitle_min_cue_seconds else 0.0)
+            cost = (best[first] + 0.5 + 2.0 * min(width / capacity, 1.0) ** 2
+                    + _SHORT_WEIGHT * max(0.0, 1.0 - duration / shortest)
                     + ending[last])
             if cost < best[last + 1]:
                 best[last + 1], back[last + 1] = cost, first
