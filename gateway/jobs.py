@@ -29,6 +29,7 @@ from pipeline.errors import BadRequest, Conflict, Gone, JobFailed, NotFound
 from pipeline.store import JobStore, Outcome
 from pipeline.types import Job, Options
 from stages.options import JobOptions
+from stages.settings import Settings
 from stages.table import STAGES, JobStatus
 from stages.types import FORMATS, Format, Result
 
@@ -109,25 +110,29 @@ async def get_result(
     format: Annotated[Format, Parameter(  # noqa: A002 - the query parameter's public name
         description=_FORMATS)] = "json",
 ) -> Response[str]:
-    return await _current_result(await _find(services.store, job_id, owner), format)
+    return await _current_result(await _find(services.store, job_id, owner), format,
+                                 services.settings)
 
 
-async def _current_result(job: Job[Options], format: Format) -> Response[str]:  # noqa: A002
+async def _current_result(job: Job[Options], format: Format,  # noqa: A002
+                          settings: Settings) -> Response[str]:
     if job.status != JobStatus.COMPLETED:
         reason = f" ({job.error})" if job.error else ""
         advice = ("it will not complete; submit the audio again" if job.status.terminal
                   else f"poll GET /jobs/{job.id} until its status is completed")
         raise Conflict(f"job {job.id} is {job.status}{reason}; {advice}")
-    return await _render(job, await _result(job), format)
+    return await _render(job, await _result(job), format, settings)
 
 
 async def _render(job: Job[Options], result: Result | None,
-                  format: Format) -> Response[str]:  # noqa: A002
+                  format: Format, settings: Settings) -> Response[str]:  # noqa: A002
     if result is None:
         raise Gone(f"the result of job {job.id} is no longer stored; "
                    "submit the audio again")
     render, media_type = RENDERERS[format]
-    return Response(render(result, job.id), media_type=media_type)
+    # Off the event loop: laying out the cues of hours of speech takes a second or so.
+    return Response(await asyncio.to_thread(render, result, job.id, settings),
+                    media_type=media_type)
 
 
 @get("/jobs/{job_id:str}/runs/{run:int}/result",
@@ -139,13 +144,14 @@ async def get_run_result(
 ) -> Response[str]:
     job = await _find(services.store, job_id, owner)
     if run == job.run:
-        return await _current_result(job, format)
+        return await _current_result(job, format, services.settings)
     earlier = next((r for r in job.runs if r.run == run), None)
     if earlier is None:
         raise NotFound(f"job {job_id} has no run {run}; its runs are 1 to {job.run}")
     if earlier.result_path is None:
         raise Conflict(f"run {run} of job {job_id} {earlier.status} without a result")
-    return await _render(job, await _read_result(job, earlier.result_path), format)
+    return await _render(job, await _read_result(job, earlier.result_path), format,
+                         services.settings)
 
 
 @post("/jobs/{job_id:str}/rerun", status_code=202,

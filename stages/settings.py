@@ -99,10 +99,25 @@ class Settings(core.Settings, frozen=True, kw_only=True, forbid_unknown_fields=T
     webhook_concurrency: Annotated[int, doc(
         "Events one notify worker delivers at once, so that a slow receiver does not hold "
         "up the others.", ge=1, le=256)] = 16
+    # -- subtitles (result formats srt and vtt) ----------------------------------------
+    subtitle_max_line_chars: Annotated[int, doc(
+        "Longest subtitle line, in characters (a full-width CJK character counts as two); "
+        "42 is the limit of Netflix's style guide for Latin script.", ge=10, le=200)] = 42
+    subtitle_max_lines: Annotated[int, doc(
+        "Most lines in one subtitle cue.", ge=1, le=5)] = 2
+    subtitle_max_cue_seconds: Annotated[float, doc(
+        "Longest time one subtitle cue stays on screen (one word said for longer gets a "
+        "cue of its own); 7 s is Netflix's limit.", ge=1)] = 7.0
+    subtitle_min_cue_seconds: Annotated[float, doc(
+        "Shortest time a subtitle cue stays on screen so it can be read: a shorter one is "
+        "extended into the silence around it, never over the next cue.", ge=0)] = 1.0
 
     def __post_init__(self) -> None:
         if self.max_upload_bytes < 1024:
             raise ValueError("MAX_UPLOAD_BYTES must be at least 1024")
+        if self.subtitle_min_cue_seconds >= self.subtitle_max_cue_seconds:
+            raise ValueError("SUBTITLE_MIN_CUE_SECONDS must be less than "
+                             "SUBTITLE_MAX_CUE_SECONDS")
         if self.webhook_secret is not None:
             try:
                 key = base64.b64decode(self.webhook_secret.removeprefix("whsec_"),

@@ -14,6 +14,7 @@ from litestar import Response
 from gateway.formats import RENDERERS
 from gateway.openai.form import Answer, Task
 from gateway.openai.languages import LANGUAGE_NAMES
+from stages.settings import Settings
 from stages.types import Result, Segment
 
 
@@ -91,7 +92,8 @@ class ModelList(msgspec.Struct, frozen=True, kw_only=True):
     data: list[Model]
 
 
-def answer(result: Result, job_id: str, task: Task, wanted: Answer) -> Response[object]:
+def answer(result: Result, job_id: str, task: Task, wanted: Answer,
+           settings: Settings) -> Response[object]:
     """The response to a request for ``wanted`` about a job's ``result``. Its
     ``x-request-id`` (the `openai` package's ``_request_id``) is the job's id."""
     headers = {"x-request-id": job_id}
@@ -100,7 +102,8 @@ def answer(result: Result, job_id: str, task: Task, wanted: Answer) -> Response[
     body: object
     if wanted.format in ("srt", "vtt"):
         render, media_type = RENDERERS[wanted.format]
-        return Response(render(result, job_id), media_type=media_type, headers=headers)
+        return Response(render(result, job_id, settings), media_type=media_type,
+                        headers=headers)
     if wanted.format == "text":
         return Response(text + "\n", media_type="text/plain; charset=utf-8", headers=headers)
     if wanted.format == "verbose_json":

@@ -87,7 +87,7 @@ async def _transcribe(request: Request[Any, Any, Any], services: Services, owner
         return error_response(499, "the client disconnected")
     job, result = waiting.result()
     if result is not None:
-        return answer(result, job.id, task, form.answer)
+        return answer(result, job.id, task, form.answer, settings)
     if job.status.terminal:  # completed, but the result has expired meanwhile
         return error_response(410, f"the result of job {job.id} is no longer stored; "
                                    "send the audio again")

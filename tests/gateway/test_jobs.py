@@ -66,11 +66,16 @@ async def test_result_formats_parse(client: httpx.AsyncClient, store: JobStore) 
     assert vtt.headers["content-type"].startswith("text/vtt")
     captions = webvtt.from_buffer(io.StringIO(vtt.text)).captions
     assert [c.start for c in captions] == ["00:00:00.000", "00:00:01.500", "00:00:02.750"]
-    assert captions[0].text == "SPEAKER_00: Hello there."
+    # The speaker in a voice tag (<v SPEAKER_00>), no longer a "SPEAKER_00: " text prefix.
+    assert (captions[0].voice, captions[0].text) == ("SPEAKER_00", "Hello there.")
+    assert (captions[1].voice, captions[1].raw_text) == (
+        "SPEAKER_01", "<v SPEAKER_01>Hi &lt;you&gt; &amp; me")
 
     txt = (await client.get(url, params={"format": "txt"})).text
-    assert txt.splitlines() == ["[SPEAKER_00] Hello there.", "[SPEAKER_01] Hi <you> & me",
-                                "Bye"]
+    # A paragraph per speaker turn, headed by the speaker and its start (was one
+    # "[SPEAKER_00] text" line per segment).
+    assert txt.split("\n\n") == ["SPEAKER_00 [00:00:00]\nHello there.",
+                                 "SPEAKER_01 [00:00:01]\nHi <you> & me", "[00:00:02]\nBye\n"]
 
     rttm = (await client.get(url, params={"format": "rttm"})).text
     annotation = Annotation(uri=job_id)

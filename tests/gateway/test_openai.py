@@ -53,7 +53,7 @@ async def job_options(client: httpx.AsyncClient, job_id: str,
 
 
 async def test_every_response_format_parses_into_the_sdk_types(
-        client: httpx.AsyncClient, store: JobStore) -> None:
+        client: httpx.AsyncClient, store: JobStore, settings: Settings) -> None:
     async with sdk(client) as ai, running_workers(store, GATEWAY_STAGES):
         transcriptions = ai.audio.transcriptions
         raw = await transcriptions.with_raw_response.create(file=AUDIO, model="whisper-1")
@@ -97,9 +97,9 @@ async def test_every_response_format_parses_into_the_sdk_types(
         assert (await job_options(client, diarized._request_id or ""))["diarize"] is True
 
         srt = await transcriptions.create(file=AUDIO, model="whisper-1", response_format="srt")
-        assert srt == to_srt(RESULT, "")
+        assert srt == to_srt(RESULT, "", settings)
         vtt = await transcriptions.create(file=AUDIO, model="whisper-1", response_format="vtt")
-        assert vtt == to_vtt(RESULT, "")
+        assert vtt == to_vtt(RESULT, "", settings)
         text = await transcriptions.create(file=AUDIO, model="whisper-1",
                                            response_format="text")
         assert text == plain.text + "\n"
