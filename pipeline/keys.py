@@ -35,6 +35,11 @@ class Keys:
         """The stage's work stream in ``lane``."""
         return f"{self.prefix}:stream:{stage}" + ("" if lane == LIVE else f":{lane}")
 
+    def retries(self, stage: str, lane: str = LIVE) -> str:
+        """Entries of the stage's stream in ``lane`` that failed and wait for their next
+        attempt: a sorted set scored by the time they are due."""
+        return self.stream(stage, lane) + ":retry"
+
     def dead_letters(self, stage: str) -> str:
         """Entries of the stage's streams that were given up on."""
         return f"{self.prefix}:dead:{stage}"

@@ -10,8 +10,16 @@ the job on. What it guarantees, and how:
   ``CLAIM_IDLE_SECONDS``; a running job heartbeats its entry (XCLAIM JUSTID) from the event
   loop while the stage works in a thread, so a long job is never stolen. A consumer is
   removed from the group only when it has nothing pending.
-* An entry delivered more than ``MAX_DELIVERIES`` times goes to the dead-letter stream and
-  its job fails with the reason; the worker moves on.
+* A failed attempt costs only its own job. A failure a retry cannot fix (see
+  :func:`is_permanent`) fails the job at once with the reason. Any other failure sets the
+  job aside in the stage's retry set, acknowledging the entry in the same atomic script
+  (:meth:`JobStore.retry_later`); its delay grows with the job's own attempts (1 s, 2 s,
+  4 s ... up to a minute), and meanwhile the worker serves other entries. Every worker of
+  the stage moves due retries back into the stream (:meth:`JobStore.promote_retries`), each
+  exactly once, as new entries that carry the count of earlier attempts.
+* An entry delivered more than ``MAX_DELIVERIES`` times (counting the attempts of the
+  entries it was retried from) goes to the dead-letter stream and its job fails with the
+  reason; the worker moves on.
 * Lost connections, a restarted server and a missing stream or group (a wiped server) are
   survived with backoff; the worker then re-reads its own pending entries first.
 * SIGTERM stops reading and lets the current job finish; a second one exits at once, the
@@ -48,10 +56,37 @@ T = TypeVar("T")
 
 #: Seconds between progress writes: a stage may report as often as it likes.
 PROGRESS_INTERVAL = 0.5
+#: A job's first retry waits this long; each further one twice as long, up to the cap (a
+#: device out of memory, a lost connection need time to recover).
+RETRY_BASE_SECONDS = 1.0
+RETRY_CAP_SECONDS = 60.0
+
+#: What a stage raises that no retry can fix: a deterministic computation on the same input
+#: fails the same way again. These are bugs or bad input (a malformed value, a missing key,
+#: a wrong type), so the job fails at once with the error as its reason instead of holding
+#: retries. Errors of the outside world (OSError: connections, files, timeouts; MemoryError;
+#: anything unknown, e.g. a RuntimeError from a device) are retried. A class that is both
+#: (io.UnsupportedOperation is an OSError and a ValueError) counts as transient: a wrong
+#: guess there costs a few bounded retries, the other way a job that could have succeeded.
+PERMANENT_BUILTINS: tuple[type[Exception], ...] = (
+    ValueError, TypeError, LookupError, AttributeError, ArithmeticError, NotImplementedError,
+    AssertionError)
 
 
 def default_consumer_name() -> str:
     return f"{socket.gethostname()}-{os.getpid()}-{os.urandom(3).hex()}"
+
+
+def is_permanent(exc: Exception) -> bool:
+    """Whether a retry cannot fix ``exc``, raised by a stage (see PERMANENT_BUILTINS)."""
+    if isinstance(exc, TransientError | OSError | MemoryError):
+        return False
+    return isinstance(exc, (PermanentError, *PERMANENT_BUILTINS))
+
+
+def retry_delay(attempts: int) -> float:
+    """Seconds a job waits after its ``attempts``-th failed attempt at a stage."""
+    return min(RETRY_CAP_SECONDS, RETRY_BASE_SECONDS * 2 ** max(attempts - 1, 0))
 
 
 def consumer_is_dead(idle_ms: float, settings: Settings) -> bool:
@@ -80,9 +115,6 @@ class Worker:
         self.consumer = consumer or self.settings.consumer_name or default_consumer_name()
         self._stopping = False
         self._backoff = Backoff()  # for Redis outages
-        # For failed attempts: it grows across a job's retries (a device out of memory needs
-        # time to free up) and resets once a job succeeds.
-        self._retry_backoff = Backoff(base=1.0, cap=60.0)
         self._group_ready = False
         self._read_history = True
         self._last_maintenance = 0.0
@@ -121,7 +153,8 @@ class Worker:
     async def _step(self) -> None:
         if not self._group_ready:
             await self._ensure_group()
-        entry = await self._next_entry()
+        _, next_retry = await self.store.promote_retries(self.stage.name, self.lane)
+        entry = await self._next_entry(next_retry)
         if entry is not None:
             await self._handle(*entry)
         if time.monotonic() - self._last_maintenance > self._maintenance_interval:
@@ -138,7 +171,9 @@ class Worker:
 
     # -- reading --------------------------------------------------------------------------
 
-    async def _next_entry(self) -> Entry | None:
+    async def _next_entry(self, next_retry: float | None = None) -> Entry | None:
+        """The next entry to work on; a blocking read waits no longer than until
+        ``next_retry`` (seconds), when a retry is due to be queued."""
         redis = self.store.redis
         if self._read_history:
             # Our own pending entries first (a restart under the same consumer name).
@@ -152,9 +187,12 @@ class Worker:
             return claimed
         if self._stopping:
             return None
+        block = self.settings.block_seconds
+        if next_retry is not None:
+            block = min(block, next_retry)
         return _first_entry(await redis.xreadgroup(
             self.group, self.consumer, {self.stream: ">"}, count=1,
-            block=int(self.settings.block_seconds * 1000)))
+            block=max(int(block * 1000), 1)))  # 0 would block for ever
 
     async def _reclaim(self) -> Entry | None:
         """One entry of a dead consumer, if any has been idle long enough."""
@@ -192,7 +230,7 @@ class Worker:
         d = Delivery(self.stage.name, self.group, self.consumer, entry_id, message.job_id,
                      message.run, self.lane)
         jlog = job_log(log, d.job_id, d.stage)
-        deliveries = await self._deliveries(entry_id)
+        deliveries = message.attempts + await self._deliveries(entry_id)
         if deliveries > self.settings.max_deliveries:
             await self._give_up(d, deliveries)
             return
@@ -207,10 +245,11 @@ class Worker:
             await self.store.ack(d)
             return
         jlog.info("started (entry %s, delivery %d)", entry_id, deliveries)
-        await self._process(d, job, jlog)
+        await self._process(d, job, jlog, deliveries)
 
     async def _process(self, d: Delivery, job: Job[Options],
-                       jlog: logging.LoggerAdapter[Any]) -> None:
+                       jlog: logging.LoggerAdapter[Any], deliveries: int = 1) -> None:
+        """Run the stage on the job; ``deliveries`` counts this attempt and the earlier."""
         files = self.store.files(d.job_id)
         lost = asyncio.Event()
         ctx = JobContext(job=job, files=files, settings=self.settings, log=jlog,
@@ -226,13 +265,16 @@ class Worker:
                 await self._cleanup_if_gone(d)
             return
         except PermanentError as exc:
-            reason = str(exc)
-            jlog.info("failed: %s", reason)
-            if await self._commit(lambda: self.store.fail(d, reason)) is Outcome.OK:
-                await metrics.record(self.store, metrics.job_failed(d.stage, metrics.FAILED))
+            jlog.info("failed: %s", exc)
+            await self._fail(d, str(exc))
             return
-        except Exception as exc:  # noqa: BLE001 - any other failure is retried, then dead-lettered
-            await self._retry_later(d, job, exc, jlog)
+        except Exception as exc:  # noqa: BLE001 - sorted by is_permanent, none escapes
+            if is_permanent(exc):
+                # Likely a bug, or input the stage did not check: the traceback is for us.
+                jlog.exception("failed; a retry cannot fix %s", type(exc).__name__)
+                await self._fail(d, f"{d.stage} failed: {type(exc).__name__}: {exc}")
+            else:
+                await self._retry_later(d, exc, deliveries, jlog)
             return
         finally:
             heartbeat.cancel()
@@ -248,29 +290,31 @@ class Worker:
                 self.store, metrics.STAGE_RUNS.inc(d.stage, metrics.DONE),
                 metrics.STAGE_SECONDS.observe(seconds, d.stage),
                 metrics.JOBS_FINISHED.inc(COMPLETED) if completed else [])
-        self._retry_backoff.reset()
         self.jobs_done += 1
         jlog.info("finished in %.2fs: %s", seconds, outcome)
         if outcome is Outcome.GONE:
             await self._cleanup_if_gone(d)
 
-    async def _retry_later(self, d: Delivery, job: Job[Options], exc: Exception,
+    async def _fail(self, d: Delivery, reason: str) -> None:
+        if await self._commit(lambda: self.store.fail(d, reason)) is Outcome.OK:
+            await metrics.record(self.store, metrics.job_failed(d.stage, metrics.FAILED))
+
+    async def _retry_later(self, d: Delivery, exc: Exception, attempts: int,
                            jlog: logging.LoggerAdapter[Any]) -> None:
+        """Set the job aside for another attempt after its own backoff; this worker goes
+        on with the next entry at once."""
+        delay = retry_delay(attempts)
         if isinstance(exc, TransientError):
-            jlog.warning("transient failure, will retry: %s", exc)
+            reason = str(exc)
+            jlog.warning("attempt %d failed, retrying in %g s: %s", attempts, delay, reason)
         else:
-            jlog.exception("attempt failed, will retry")
-        reason = f"{type(exc).__name__}: {exc}" if not isinstance(exc, TransientError) else str(exc)
-        try:
-            outcome = await self.store.progress(d, job.plan, 0.0, f"retrying {d.stage}",
-                                                error=reason)
-        except CONNECTION_ERRORS:
-            outcome = None
+            reason = f"{type(exc).__name__}: {exc}"
+            jlog.exception("attempt %d failed, retrying in %g s", attempts, delay)
+        detail = f"{d.stage} attempt {attempts} failed; retrying in {delay:g} s"
+        outcome = await self._commit(
+            lambda: self.store.retry_later(d, attempts, delay, reason, detail))
         if outcome is Outcome.OK:
             await metrics.record(self.store, metrics.STAGE_RETRIES.inc(d.stage))
-        # The entry stays pending: reading our history again redelivers it and counts it.
-        self._read_history = True
-        await self._retry_backoff.sleep()
 
     async def _give_up(self, d: Delivery, deliveries: int) -> None:
         job = await self.store.get(d.job_id)

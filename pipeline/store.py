@@ -475,6 +475,32 @@ class JobStore:
                 "dead_letter": dead_letter, "deliveries": deliveries, "job_id": d.job_id}
         return Outcome(await self._run("fail", keys, args, statuses=True))
 
+    async def retry_later(self, d: Delivery, attempts: int, delay: float, error: str,
+                          detail: str) -> Outcome:
+        """Acknowledge the entry and queue its job's next attempt ``delay`` seconds from
+        now, noting ``error`` (why this attempt failed) on the job, atomically. ``attempts``
+        counts this one."""
+        keys = [self.keys.job(d.job_id), self.keys.events(d.job_id),
+                self.keys.stream(d.stage, d.lane), self.keys.retries(d.stage, d.lane)]
+        args = {"group": d.group, "consumer": d.consumer, "entry_id": d.entry_id,
+                "stage": d.stage, "run": d.run, "job_id": d.job_id, "attempts": attempts,
+                "delay": delay, "keep": self._stream_ttl(d.lane), "now": now_iso(),
+                "error": error, "detail": detail}
+        return Outcome(await self._run("retry", keys, args))
+
+    async def promote_retries(self, stage: str, lane: str = LIVE,
+                              limit: int = 100) -> tuple[int, float | None]:
+        """Queue the retries of ``stage`` that are due; returns how many, and the seconds
+        until the next one is due (None: none waits)."""
+        keys = [self.keys.stream(stage, lane), self.keys.retries(stage, lane)]
+        moved, next_ms = await self._run("promote", keys,
+                                         {"limit": limit, "keep": self._stream_ttl(lane)})
+        return int(moved), None if int(next_ms) < 0 else int(next_ms) / 1000
+
+    async def waiting_retries(self, stage: str, lane: str = LIVE) -> int:
+        """Jobs whose attempt at ``stage`` failed and that wait for the next one."""
+        return int(await self.redis.zcard(self.keys.retries(stage, lane)))
+
     async def ack(self, d: Delivery) -> None:
         """Acknowledge an entry that needs no work (its job is gone, finished or stale)."""
         await self.redis.xack(self.keys.stream(d.stage, d.lane), d.group, d.entry_id)

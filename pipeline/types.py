@@ -107,3 +107,5 @@ class StreamMessage(msgspec.Struct, frozen=True, kw_only=True):
 
     job_id: str
     run: int = 1
+    #: Earlier deliveries of this stage for this run, in entries it was retried from.
+    attempts: int = 0

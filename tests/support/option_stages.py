@@ -3,8 +3,10 @@ option, the one thing a client can set freely.
 
 ``model=fail`` makes diarize fail permanently; ``model=wait`` makes decode wait for a file
 named ``go`` in the job's folder (reporting progress meanwhile); ``model=slow`` makes every
-stage take about SLOW_SECONDS; ``model=exit`` kills the decode worker's process. Anything
-else runs through at once.
+stage take about SLOW_SECONDS; ``model=exit`` kills the decode worker's process;
+``model=flaky`` makes transcribe fail as a lost connection does (a transient error) and
+``model=bug`` as a plain ValueError does (a permanent one). Anything else runs through at
+once.
 """
 
 from __future__ import annotations
@@ -50,6 +52,10 @@ class _Stage(Stage):
             os._exit(3)
         if mode == "fail" and self.name == "diarize":
             raise PermanentError("diarize: the input is not usable")
+        if mode == "flaky" and self.name == "transcribe":
+            raise ConnectionRefusedError("transcribe: the model server refused the connection")
+        if mode == "bug" and self.name == "transcribe":
+            raise ValueError("transcribe: 'xx' is not a language the model knows")
         self.output(ctx)
 
     def output(self, ctx: JobContext) -> None:
