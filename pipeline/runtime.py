@@ -86,7 +86,7 @@ def is_permanent(exc: Exception) -> bool:
 
 def retry_delay(attempts: int) -> float:
     """Seconds a job waits after its ``attempts``-th failed attempt at a stage."""
-    return min(RETRY_CAP_SECONDS, RETRY_BASE_SECONDS * 2 ** max(attempts - 1, 0))
+    return min(RETRY_CAP_SECONDS, RETRY_BASE_SECONDS * 2.0 ** max(attempts - 1, 0))
 
 
 def consumer_is_dead(idle_ms: float, settings: Settings) -> bool:
