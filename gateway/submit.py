@@ -91,7 +91,8 @@ async def submit(request: Request[Any, Any, Any], store: JobStore, settings: Set
         upload.path.unlink(missing_ok=True)
     try:
         existing, created = await store.create(job_id, options, input_name=upload.filename,
-                                               owner=owner, idempotency_key=idempotency_key)
+                                               owner=owner, idempotency_key=idempotency_key,
+                                               max_seconds=max_seconds)
     except BaseException:
         files.remove()
         raise

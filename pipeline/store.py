@@ -153,6 +153,7 @@ class JobStore:
         input_name: str | None = None,
         owner: str | None = None,
         idempotency_key: str | None = None,
+        max_seconds: float | None = None,
     ) -> tuple[str, bool]:
         """Store a new job and queue it for its first stage, in one atomic step.
 
@@ -160,6 +161,7 @@ class JobStore:
         was used before by the same owner and that job still exists. Raises
         :class:`QueueFull` when ``MAX_QUEUED_JOBS`` jobs already wait for the first stage:
         checked in the same step, so concurrent requests never queue more.
+        ``max_seconds`` is the longest input the job accepts (see :attr:`Job.max_seconds`).
         """
         plan = self.table.plan(options)
         now = now_iso()
@@ -180,6 +182,8 @@ class JobStore:
             fields["input_name"] = input_name
         if owner is not None:
             fields["owner"] = owner
+        if max_seconds is not None:
+            fields["max_seconds"] = repr(max_seconds)
         idem_key = self.keys.idempotency(owner or "", idempotency_key or "")
         if idempotency_key:
             fields["idempotency_key"] = idem_key  # so that deleting the job frees it
@@ -542,6 +546,7 @@ class JobStore:
             result_path=_resolved(files, raw.get("result_path")),
             run_started_at=raw.get("run_started_at"),
             lane=raw.get("lane", LIVE),
+            max_seconds=float(raw["max_seconds"]) if "max_seconds" in raw else None,
             runs=[msgspec.structs.replace(r, result_path=_resolved(files, r.result_path))
                   for r in runs],
         )

@@ -98,6 +98,9 @@ class Job(msgspec.Struct, Generic[OptionsT], kw_only=True):
     result_path: str | None = None  # as RunRecord.result_path
     run_started_at: str | None = None  # when the current run was queued
     lane: str = "live"  # which streams carry it: the live ones, or a replay's
+    # The longest input, in seconds, its creator accepts (a synchronous request's limit,
+    # narrower than the service's); the first stage enforces it on what it reads.
+    max_seconds: float | None = None
     # earlier runs, oldest first
     runs: list[RunRecord[OptionsT]] = msgspec.field(default_factory=list)
 

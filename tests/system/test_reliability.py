@@ -2,11 +2,16 @@
 
 from __future__ import annotations
 
+import wave
 from datetime import datetime
+from pathlib import Path
 
 import pytest
 
-from tests.system.conftest import Service, submit
+from tests.support.media_gen import encode, tone
+from tests.system.conftest import OPTION_STAGES, Service, submit
+
+RATE = 16_000
 
 pytestmark = pytest.mark.system
 
@@ -54,3 +59,35 @@ async def test_a_burst_of_bad_jobs_costs_only_those_jobs(deploy) -> None:  # typ
     assert sorted(fields["job_id"] for _, fields in dead) == sorted(flaky)
     assert await service.store.waiting_retries("transcribe") == 0
     assert all(worker.poll() is None for worker in service.workers.values())
+
+
+def lying_flac(path: Path, seconds: float, claimed: float) -> bytes:
+    """A real FLAC file of ``seconds`` whose header (STREAMINFO's count of samples) claims
+    ``claimed``: decoders read every frame, whatever the header says."""
+    encode(path, tone(seconds, RATE), RATE, "flac")
+    data = bytearray(path.read_bytes())
+    assert data[:4] == b"fLaC" and data[4] & 0x7F == 0  # STREAMINFO comes first
+    # Bytes 18-25: sample rate (20 bits), channels (3), bits per sample (5), samples (36).
+    packed = int.from_bytes(data[18:26], "big")
+    low36 = (1 << 36) - 1
+    assert packed & low36 == int(seconds * RATE)
+    data[18:26] = ((packed & ~low36) | int(claimed * RATE)).to_bytes(8, "big")
+    return bytes(data)
+
+
+async def test_the_jobs_own_limit_holds_when_the_header_lies(deploy, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
+    stage_classes = {**OPTION_STAGES, "decode": "stages.decode:DecodeStage"}
+    service: Service = await deploy(stage_classes=stage_classes, sync_max_seconds=30)
+    audio = lying_flac(tmp_path / "long.flac", seconds=600, claimed=10)
+    files = {"file": ("long.flac", audio, "audio/flac")}
+    response = await service.http.post("/transcribe", files=files)
+    # The header passed the gateway's check; the decoded length did not pass decode's.
+    assert response.status_code == 422, response.text
+    message = response.json()["error"]["message"]
+    assert "longer than this job's limit of 30 s" in message
+    assert "POST /jobs" in message
+    # Through POST /jobs the same file is within the service's limit, and is decoded whole.
+    job_id = (await service.http.post("/jobs", files=files)).json()["job_id"]
+    assert (await service.wait_finished(job_id, timeout=120))["status"] == "completed"
+    with wave.open(str(service.store.files(job_id).audio)) as decoded:
+        assert decoded.getnframes() / decoded.getframerate() == pytest.approx(600, abs=1)
