@@ -36,6 +36,7 @@ from pipeline.keys import LIVE, Keys
 from pipeline.settings import Settings
 from pipeline.stage import StageTable
 from pipeline.types import (
+    COMPLETED,
     CORE_STATUSES,
     TERMINAL,
     Job,
@@ -384,13 +385,21 @@ class JobStore:
         """Start run ``job.run + 1`` of a finished job from ``from_stage``, reusing the
         artifacts of the stages before it, with ``overrides`` applied to its options.
 
+        The options ``overrides`` change are those of the latest run that completed (or,
+        when none did, the job's first): a run that failed or was cancelled passes its
+        options on to no later run.
+
         Raises ValueError (a readable reason) for options that do not fit, or a stage the
         job cannot restart from. Returns OK, or GONE, RUNNING, STALE (someone else changed
         the job first) or EXPIRED.
         """
         if not job.status.terminal:
             return Outcome.RUNNING
-        options = msgspec.convert({**msgspec.to_builtins(job.options), **(overrides or {})},
+        base = job.options
+        if job.status != COMPLETED:
+            base = next((r.options for r in reversed(job.runs) if r.status == COMPLETED),
+                        job.runs[0].options if job.runs else job.options)
+        options = msgspec.convert({**msgspec.to_builtins(base), **(overrides or {})},
                                   self.table.options)
         plan = self.table.rerun_plan(from_stage, options, job.options)
         files = self.files(job.id)

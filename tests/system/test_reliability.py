@@ -91,3 +91,31 @@ async def test_the_jobs_own_limit_holds_when_the_header_lies(deploy, tmp_path: P
     assert (await service.wait_finished(job_id, timeout=120))["status"] == "completed"
     with wave.open(str(service.store.files(job_id).audio)) as decoded:
         assert decoded.getnframes() / decoded.getframerate() == pytest.approx(600, abs=1)
+
+
+async def test_after_a_failed_rerun_the_last_result_is_served(deploy) -> None:  # type: ignore[no-untyped-def]
+    service: Service = await deploy()
+    job_id = (await submit(service)).json()["job_id"]
+    assert (await service.wait_finished(job_id))["status"] == "completed"
+    first = await service.http.get(f"/jobs/{job_id}/result")
+    assert first.status_code == 200 and first.headers["result-run"] == "1"
+
+    rerun = await service.http.post(f"/jobs/{job_id}/rerun",
+                                    json={"from_stage": "transcribe", "model": "bug"})
+    assert rerun.status_code == 202, rerun.text
+    failed = await service.wait_finished(job_id)
+    assert failed["status"] == "failed" and failed["run"] == 2
+    # The failed run has no result: run 1's is served, and the header says so.
+    served = await service.http.get(f"/jobs/{job_id}/result")
+    assert served.status_code == 200, served.text
+    assert served.headers["result-run"] == "1" and served.json() == first.json()
+    assert (await service.http.get(f"/jobs/{job_id}/runs/2/result")).status_code == 409
+
+    # The next rerun starts from run 1's options, not from the failed run's.
+    again = await service.http.post(f"/jobs/{job_id}/rerun", json={"from_stage": "transcribe"})
+    assert again.status_code == 202, again.text
+    job = await service.wait_finished(job_id)
+    assert job["status"] == "completed" and job["run"] == 3
+    assert job["options"]["model"] is None
+    latest = await service.http.get(f"/jobs/{job_id}/result", params={"format": "srt"})
+    assert latest.status_code == 200 and latest.headers["result-run"] == "3"
