@@ -109,6 +109,10 @@ class Unavailable(ApiError):
         return {} if self.retry_after is None else {"Retry-After": str(self.retry_after)}
 
 
+class InsufficientStorage(ApiError):
+    """The disk the request must write to is full."""
+
+
 class QueueFull(Unavailable):
     """As many jobs as ``MAX_QUEUED_JOBS`` allows already wait for the first stage."""
 
@@ -132,6 +136,7 @@ HTTP_STATUS: dict[type[ApiError], int] = {
     JobFailed: 422,
     ApiError: 500,
     Unavailable: 503,
+    InsufficientStorage: 507,
 }
 _CLASS_OF: dict[int, type[ApiError]] = {status: cls for cls, status in HTTP_STATUS.items()}
 

@@ -40,7 +40,7 @@ import msgspec
 from redis.exceptions import ResponseError
 
 from pipeline import allocator, janitor, metrics
-from pipeline.connection import CONNECTION_ERRORS, Backoff
+from pipeline.connection import CONNECTION_ERRORS, MAYBE_OUTAGE, Backoff, is_outage
 from pipeline.errors import JobGone, OwnershipLost, PermanentError, TransientError
 from pipeline.keys import LIVE
 from pipeline.logs import job_log
@@ -138,10 +138,16 @@ class Worker:
                 await self._step()
                 self._backoff.reset()
             except ResponseError as exc:
-                if not _stream_gone(exc):
+                if _stream_gone(exc):
+                    log.warning("consumer group %s is missing; creating it again", self.group)
+                    self._group_ready = False
+                    continue
+                if not is_outage(exc):
                     raise
-                log.warning("consumer group %s is missing; creating it again", self.group)
-                self._group_ready = False
+                # MISCONF (it cannot persist, e.g. a full disk) and the like: an outage too.
+                log.warning("Redis cannot serve (%s); retrying", exc)
+                self._read_history = True
+                await self._backoff.sleep()
             except CONNECTION_ERRORS as exc:
                 log.warning("Redis unreachable (%s); retrying", exc)
                 self._group_ready = False
@@ -348,7 +354,9 @@ class Worker:
         while True:
             try:
                 return await op()
-            except CONNECTION_ERRORS as exc:
+            except MAYBE_OUTAGE as exc:
+                if not is_outage(exc):
+                    raise
                 log.warning("Redis unreachable while committing (%s); retrying", exc)
                 await self._backoff.sleep()
 
@@ -371,7 +379,9 @@ class Worker:
                 self.store.progress(d, job.plan, fraction, detail), loop)
             try:
                 outcome = future.result(timeout=30)
-            except CONNECTION_ERRORS:
+            except MAYBE_OUTAGE as exc:
+                if not is_outage(exc):
+                    raise
                 return  # progress is best effort; the outcome is committed with retries
             if outcome is not Outcome.OK:
                 raise JobGone(f"job {d.job_id} is {outcome}")
@@ -387,7 +397,9 @@ class Worker:
                         "entry %s was claimed by another consumer", d.entry_id)
                     lost.set()
                     return
-            except CONNECTION_ERRORS:
+            except MAYBE_OUTAGE as exc:
+                if not is_outage(exc):
+                    raise
                 continue
 
     # -- housekeeping ---------------------------------------------------------------------

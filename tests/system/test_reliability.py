@@ -2,13 +2,20 @@
 
 from __future__ import annotations
 
+import contextlib
+import subprocess
 import wave
+from collections.abc import Iterator
 from datetime import datetime
 from pathlib import Path
 
 import pytest
+from prometheus_client.parser import text_string_to_metric_families
 
+from pipeline.embedded import running_server, start_server, stop_server
+from tests.support.audio import silent_wav
 from tests.support.media_gen import encode, tone
+from tests.support.workers import until
 from tests.system.conftest import OPTION_STAGES, Service, submit
 
 RATE = 16_000
@@ -119,3 +126,71 @@ async def test_after_a_failed_rerun_the_last_result_is_served(deploy) -> None:  
     assert job["options"]["model"] is None
     latest = await service.http.get(f"/jobs/{job_id}/result", params={"format": "srt"})
     assert latest.status_code == 200 and latest.headers["result-run"] == "3"
+
+
+async def test_a_stopped_server_answers_503_with_retry_after(deploy) -> None:  # type: ignore[no-untyped-def]
+    service: Service = await deploy()
+    job_id = (await submit(service)).json()["job_id"]
+    await service.wait_finished(job_id)
+    stop_server(running_server(service.server_dir) or service.server)
+    for method, path in (("POST", "/jobs"), ("GET", f"/jobs/{job_id}"), ("GET", "/jobs"),
+                         ("GET", f"/jobs/{job_id}/result"), ("DELETE", f"/jobs/{job_id}"),
+                         ("POST", f"/jobs/{job_id}/rerun"), ("GET", "/metrics")):
+        if method == "POST" and path == "/jobs":
+            response = await submit(service)
+        else:
+            kwargs = {"json": {"from_stage": "decode"}} if method == "POST" else {}
+            response = await service.http.request(method, path, **kwargs)
+        assert response.status_code == 503, (method, path, response.text)
+        assert int(response.headers["retry-after"]) > 0
+        assert "Redis" in response.json()["error"]["message"]
+    health = await service.http.get("/health")
+    assert health.status_code == 503 and health.json()["redis"] is False
+    start_server(service.server_dir, service.server.port)
+
+    async def accepted() -> bool:
+        return (await submit(service)).status_code == 202
+
+    await until(accepted, timeout=60, what="the gateway to accept jobs again")
+    assert all(worker.poll() is None for worker in service.workers.values())
+
+
+@contextlib.contextmanager
+def small_disk(path: Path, size: str) -> Iterator[None]:
+    """A tmpfs of ``size`` mounted on ``path``: a disk that really fills up (needs root)."""
+    path.mkdir(parents=True, exist_ok=True)
+    mounted = subprocess.run(["mount", "-t", "tmpfs", "-o", f"size={size}", "tmpfs", str(path)],
+                             capture_output=True, text=True)
+    if mounted.returncode != 0:
+        pytest.skip(f"cannot mount a tmpfs to fill up (needs root): {mounted.stderr.strip()}")
+    try:
+        yield
+    finally:
+        subprocess.run(["umount", "-l", str(path)], check=True)
+
+
+async def test_a_full_jobs_dir_answers_507_and_health_says_so(deploy) -> None:  # type: ignore[no-untyped-def]
+    service: Service = await deploy()
+    jobs = service.settings.jobs_path
+    with small_disk(jobs, "1m"):
+        response = await submit(service, silent_wav(seconds=60))  # 1.9 MB
+        assert response.status_code == 507, response.text
+        message = response.json()["error"]["message"]
+        assert str(jobs) in message and "no space left" in message
+        health = await service.http.get("/health")
+        assert health.status_code == 503
+        body = health.json()
+        assert body["storage"]["free_bytes"] <= 1024**2
+        assert body["storage"]["persistence"] == "ok"
+        assert any("JOBS_DIR" in problem for problem in body["problems"])
+        metrics = (await service.http.get("/metrics")).text
+        samples = {s.name: s.value for f in text_string_to_metric_families(metrics)
+                   for s in f.samples}
+        assert samples["stt_jobs_dir_free_bytes"] <= 1024**2
+        assert samples["stt_redis_persistence_ok"] == 1
+        assert not list((jobs / ".uploads").glob("*"))  # the partial upload is gone
+        # A small upload still fits, and its job completes.
+        small = await submit(service)
+        assert small.status_code == 202, small.text
+        job = await service.wait_finished(small.json()["job_id"])
+        assert job["status"] == "completed", job
