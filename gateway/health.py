@@ -4,6 +4,7 @@ does every stage have a live worker?"""
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import shutil
 from pathlib import Path
@@ -16,7 +17,7 @@ from redis.exceptions import ResponseError
 from gateway.auth import PUBLIC
 from gateway.services import Services
 from gateway.streams import StageStats, stage_stats
-from pipeline.connection import CONNECTION_ERRORS
+from pipeline.connection import CONNECTION_ERRORS, MAYBE_OUTAGE, is_outage
 
 log = logging.getLogger("gateway.health")
 
@@ -91,6 +92,7 @@ async def health(services: Services) -> Response[Health]:
     redis = services.store.redis
     stages: dict[str, StageStats] = {}
     problems: list[str] = []
+    storage: Storage | None = None
     try:
         await redis.ping()
         storage = await storage_state(services)
@@ -99,6 +101,18 @@ async def health(services: Services) -> Response[Health]:
             stages[stage] = stats = await stage_stats(services.store, stage)
             if stats.consumers == 0:
                 problems.append(f"no live {stage} worker: start one (stt-worker {stage})")
+    except ResponseError as exc:
+        if not is_outage(exc):
+            raise
+        # Up, but refusing (MISCONF while it cannot persist, PING included): INFO still
+        # answers, and says why.
+        problems.append(f"Redis refuses commands ({exc})")
+        if storage is None:
+            with contextlib.suppress(*MAYBE_OUTAGE):
+                storage = await storage_state(services)
+                problems += storage_problems(storage)
+        return Response(Health(status="unavailable", redis=True, stages=stages,
+                               problems=problems, storage=storage), status_code=503)
     except CONNECTION_ERRORS as exc:
         log.warning("health check: Redis unreachable: %s", exc)
         jobs = services.settings.jobs_path

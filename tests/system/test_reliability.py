@@ -3,19 +3,35 @@
 from __future__ import annotations
 
 import contextlib
+import os
+import signal
 import subprocess
+import sys
 import wave
 from collections.abc import Iterator
 from datetime import datetime
 from pathlib import Path
 
+import httpx
 import pytest
 from prometheus_client.parser import text_string_to_metric_families
 
-from pipeline.embedded import running_server, start_server, stop_server
+from pipeline.connection import connect
+from pipeline.embedded import (
+    free_port,
+    running_server,
+    server_alive,
+    server_dir,
+    start_server,
+    stop_server,
+)
+from pipeline.errors import EmbeddedServerError
+from pipeline.store import JobStore
+from stages.settings import Settings
+from stages.table import STAGES, TABLE
 from tests.support.audio import silent_wav
 from tests.support.media_gen import encode, tone
-from tests.support.workers import until
+from tests.support.workers import REPO, spawn_worker, until
 from tests.system.conftest import OPTION_STAGES, Service, submit
 
 RATE = 16_000
@@ -194,3 +210,126 @@ async def test_a_full_jobs_dir_answers_507_and_health_says_so(deploy) -> None:  
         assert small.status_code == 202, small.text
         job = await service.wait_finished(small.json()["job_id"])
         assert job["status"] == "completed", job
+
+
+async def test_stt_up_restarts_its_killed_server_and_jobs_resume(tmp_path: Path) -> None:
+    jobs = tmp_path / "jobs"
+    folder = server_dir(jobs)
+    port = free_port()
+    env = {**os.environ, "JOBS_DIR": str(jobs), "PORT": str(port), "PYTHONPATH": str(REPO)}
+    env.pop("REDIS_URL", None)
+    log = tmp_path / "up.log"
+    # The gateway and the server only: the workers run the test stages, started here.
+    up = subprocess.Popen(
+        [sys.executable, "-m", "cli", "up", "--workers", "decode=0,diarize=0,transcribe=0"],
+        cwd=tmp_path, env=env, stdout=open(log, "wb"), stderr=subprocess.STDOUT)
+    workers: list[subprocess.Popen[bytes]] = []
+    http = httpx.AsyncClient(base_url=f"http://127.0.0.1:{port}", timeout=60)
+    try:
+        async def answering() -> bool:
+            try:
+                await http.get("/health")
+            except httpx.TransportError:
+                assert up.poll() is None, log.read_text()
+                return False
+            return True
+
+        await until(answering, timeout=120, what="stt up to answer")
+        first = running_server(folder)
+        assert first is not None
+        settings = Settings.from_env({}, redis_url=first.url, jobs_dir=str(jobs),
+                                     claim_idle_seconds=2.0, block_seconds=0.5)
+        workers = [spawn_worker(settings, stage, f"{stage}-0", OPTION_STAGES[stage],
+                                log=tmp_path / "workers.log") for stage in STAGES]
+        store = JobStore(await connect(settings), settings, TABLE)
+        files = {"file": ("talk.wav", silent_wav(), "audio/wav")}
+        job_id = (await http.post("/jobs", files=files, data={"model": "wait"})).json()["job_id"]
+
+        async def decoding() -> bool:
+            job = await store.get(job_id)
+            return job is not None and job.stages["decode"].status == "running"
+
+        await until(decoding, what="the job to be decoding")
+        # Everything so far on disk (fsync is every second), then kill -9 the server.
+        await store.redis.bgrewriteaof()
+
+        async def rewritten() -> bool:
+            info = await store.redis.info("persistence")
+            return not info["aof_rewrite_in_progress"] and not info["aof_rewrite_scheduled"]
+
+        await until(rewritten, what="the AOF rewrite")
+        os.kill(first.pid, signal.SIGKILL)
+
+        def restarted() -> bool:
+            info = running_server(folder)
+            return info is not None and info.pid != first.pid
+
+        await until(restarted, timeout=60, what="stt up to restart the server")
+        assert running_server(folder).port == first.port  # type: ignore[union-attr]
+        # One server per data directory: no second one starts beside it.
+        with pytest.raises(EmbeddedServerError, match="already runs"):
+            start_server(folder, free_port())
+        (store.files(job_id).root / "go").touch()
+
+        async def completed() -> bool:
+            response = await http.get(f"/jobs/{job_id}", params={"wait": 5})
+            return response.status_code == 200 and response.json()["status"] == "completed"
+
+        await until(completed, timeout=60, what="the job to complete after the restart")
+        assert all(worker.poll() is None for worker in workers)
+        await store.redis.aclose()
+    finally:
+        await http.aclose()
+        for worker in workers:
+            worker.terminate()
+            worker.wait(timeout=30)
+        up.send_signal(signal.SIGTERM)
+        assert up.wait(timeout=60) == 0, log.read_text()[-3000:]
+    text = log.read_text()
+    assert "restarting it on port" in text and "embedded Valkey stopped" in text
+    assert running_server(folder) is None and not server_alive(folder)
+
+
+def fill(path: Path) -> Path:
+    """Write a file into ``path`` until its disk is full."""
+    filler = path / "filler"
+    with open(filler, "wb") as out, contextlib.suppress(OSError):
+        while True:
+            out.write(b"\0" * 65536)
+            out.flush()
+    return filler
+
+
+async def test_a_server_that_cannot_persist_is_an_outage(deploy) -> None:  # type: ignore[no-untyped-def]
+    service: Service = await deploy()
+    stop_server(running_server(service.server_dir) or service.server)
+    # The server's data on a small disk of its own (a fresh server: the workers recreate
+    # their groups), which then fills up: it answers writes with MISCONF.
+    with small_disk(service.server_dir, "8m"):
+        start_server(service.server_dir, service.server.port)
+
+        async def accepted() -> bool:
+            return (await submit(service)).status_code == 202
+
+        await until(accepted, timeout=60, what="the gateway to accept jobs again")
+        filler = fill(service.server_dir)
+
+        async def refusing() -> bool:
+            response = await submit(service)
+            return response.status_code == 503
+
+        await until(refusing, timeout=30, what="the server to refuse writes")
+        refused = await submit(service)
+        assert refused.status_code == 503 and int(refused.headers["retry-after"]) > 0
+        assert "MISCONF" in refused.json()["error"]["message"]
+        health = (await service.http.get("/health")).json()
+        assert health["storage"]["persistence"] != "ok"
+        assert any("cannot write its data to disk" in p for p in health["problems"])
+        filler.unlink()
+        # Space again: the server writes its AOF again, and the workers, which took MISCONF
+        # for an outage and waited, go on.
+        await until(accepted, timeout=60, what="the server to accept writes again")
+        job_id = (await submit(service)).json()["job_id"]
+        assert (await service.wait_finished(job_id))["status"] == "completed"
+        assert all(worker.poll() is None for worker in service.workers.values())
+        stop_server(running_server(service.server_dir) or service.server)
