@@ -1,30 +1,44 @@
 """``stt up``: the whole service on one machine, as child processes under one supervisor.
 
 Starts the embedded Valkey (unless ``REDIS_URL`` is set), the gateway and N workers per
-stage; prefixes every child's log lines with its name; restarts a child that dies; and on
-Ctrl-C or SIGTERM asks every child to stop (workers finish their current job or leave it
-pending for the next start), then stops the embedded server it started.
+stage; prefixes every child's log lines with its name; restarts a child that dies, and the
+embedded server when it dies (on the same port and data, so jobs resume; the children,
+given its URL, wait for it meanwhile and never start one of their own); and on Ctrl-C or
+SIGTERM asks every child to stop (workers finish their current job or leave it pending for
+the next start), then stops the embedded server it ran.
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
+import os
 import signal
 import socket
 import sys
 import time
 from collections.abc import Mapping
 from dataclasses import dataclass, field
+from urllib.parse import urlsplit
 
 import httpx
 
-from pipeline.embedded import ensure_server, running_server, server_dir, stop_server
+from pipeline.embedded import (
+    ensure_server,
+    running_server,
+    server_alive,
+    server_dir,
+    start_server,
+    stop_server,
+)
+from pipeline.errors import EmbeddedServerError
 from stages.settings import Settings
 from stages.table import WORKERS
 
 #: A child that ran at least this long before dying is restarted at once.
 HEALTHY_SECONDS = 30.0
+#: How often the embedded server's lock is checked (a free lock: the server died).
+SERVER_CHECK_SECONDS = 0.5
 
 
 def parse_workers(text: str) -> dict[str, int]:
@@ -51,10 +65,17 @@ class Child:
 
 class Supervisor:
     def __init__(self, settings: Settings, workers: Mapping[str, int],
-                 grace_seconds: float) -> None:
+                 grace_seconds: float, server_port: int | None = None) -> None:
         self.settings = settings
         self.grace_seconds = grace_seconds
         self.stopping = asyncio.Event()
+        # The embedded server this supervisor keeps running (None: REDIS_URL is set).
+        self.server_port = server_port
+        self.restarted_server = False  # then it is this supervisor's to stop
+        self.env = dict(os.environ)
+        if server_port is not None:
+            # Children connect to it by URL: when it is down they wait, never start another.
+            self.env["REDIS_URL"] = f"redis://127.0.0.1:{server_port}/0"
         host = socket.gethostname()
         self.children = [Child("gateway", [sys.executable, "-m", "gateway"])]
         for stage, count in workers.items():
@@ -68,8 +89,10 @@ class Supervisor:
         loop = asyncio.get_running_loop()
         for sig in (signal.SIGINT, signal.SIGTERM):
             loop.add_signal_handler(sig, self._on_signal)
-        await asyncio.gather(self._announce_ready(),
-                             *(self._keep_running(child) for child in self.children))
+        tasks = [self._announce_ready(), *(self._keep_running(child) for child in self.children)]
+        if self.server_port is not None:
+            tasks.append(self._keep_server(self.server_port))
+        await asyncio.gather(*tasks)
 
     async def _announce_ready(self) -> None:
         """One line once the gateway answers and every stage has a worker (GET /health)."""
@@ -85,6 +108,28 @@ class Supervisor:
                         return
                 with contextlib.suppress(TimeoutError):
                     await asyncio.wait_for(self.stopping.wait(), timeout=0.5)
+
+    async def _keep_server(self, port: int) -> None:
+        """Restart the embedded server when it dies (its lock on the data comes free)."""
+        folder = server_dir(self.settings.jobs_path)
+        delay = 1.0
+        while not self.stopping.is_set():
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self.stopping.wait(), timeout=SERVER_CHECK_SECONDS)
+            if self.stopping.is_set() or await asyncio.to_thread(server_alive, folder):
+                continue
+            self._say("supervisor", f"embedded Valkey is gone; restarting it on port {port}")
+            try:
+                await asyncio.to_thread(start_server, folder, port)
+                delay = 1.0
+                self.restarted_server = True
+                self._say("supervisor", "embedded Valkey restarted; jobs resume")
+            except (EmbeddedServerError, OSError) as exc:
+                self._say("supervisor", f"embedded Valkey did not restart ({exc}); "
+                          f"trying again in {delay:.0f}s")
+                with contextlib.suppress(TimeoutError):
+                    await asyncio.wait_for(self.stopping.wait(), timeout=delay)
+                delay = min(delay * 2, 30.0)
 
     def _on_signal(self) -> None:
         if self.stopping.is_set():
@@ -120,7 +165,8 @@ class Supervisor:
 
     async def _start(self, child: Child) -> None:
         child.process = await asyncio.create_subprocess_exec(
-            *child.argv, stdin=asyncio.subprocess.DEVNULL, stdout=asyncio.subprocess.PIPE,
+            *child.argv, env=self.env, stdin=asyncio.subprocess.DEVNULL,
+            stdout=asyncio.subprocess.PIPE,
             stderr=asyncio.subprocess.STDOUT, start_new_session=True)
         child.started = time.monotonic()
         assert child.process.stdout is not None
@@ -150,16 +196,19 @@ class Supervisor:
 
 def up(settings: Settings, workers: Mapping[str, int], grace_seconds: float) -> int:
     started_server = False
+    port = None
     if settings.redis_url is None:
         folder = server_dir(settings.jobs_path)
         started_server = running_server(folder) is None
         url = ensure_server(settings.jobs_path)
+        port = urlsplit(url).port
         Supervisor._say("supervisor", f"embedded Valkey at {url} (data in {folder})")
     Supervisor._say("supervisor", f"gateway on http://{settings.host}:{settings.port}")
+    supervisor = Supervisor(settings, workers, grace_seconds, port)
     try:
-        asyncio.run(Supervisor(settings, workers, grace_seconds).run())
+        asyncio.run(supervisor.run())
     finally:
-        if started_server:
+        if started_server or supervisor.restarted_server:
             info = running_server(server_dir(settings.jobs_path))
             if info is not None:
                 stop_server(info)

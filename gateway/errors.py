@@ -6,6 +6,7 @@ Litestar's own (an unknown route, a malformed query parameter) are reworded here
 
 from __future__ import annotations
 
+import errno
 import logging
 from collections.abc import Mapping
 from typing import Any
@@ -13,8 +14,10 @@ from typing import Any
 from litestar import Request, Response
 from litestar.exceptions import HTTPException, ValidationException
 from litestar.status_codes import HTTP_500_INTERNAL_SERVER_ERROR
+from redis.exceptions import RedisError
 
-from pipeline.errors import ApiError, ErrorBody, ErrorDetail
+from pipeline.connection import is_outage
+from pipeline.errors import ApiError, ErrorBody, ErrorDetail, InsufficientStorage, Unavailable
 
 log = logging.getLogger("gateway")
 
@@ -61,7 +64,33 @@ def http_exception_handler(request: Request[Any, Any, Any],
     return error_response(exc.status_code, message, exc.headers, field)
 
 
+#: Seconds a client is asked to wait while Redis is unreachable (a restart takes a few).
+OUTAGE_RETRY_AFTER_SECONDS = 5
+_DISK_FULL = (errno.ENOSPC, errno.EDQUOT)
+
+
+def outage_error(request: Request[Any, Any, Any], exc: Exception) -> ApiError | None:
+    """What an outage or a full disk, which reach the handlers as the library's exception,
+    is to the client: 507 naming the disk, or 503 with Retry-After."""
+    if isinstance(exc, OSError) and exc.errno in _DISK_FULL:
+        jobs_dir = request.app.state.settings.jobs_path
+        return InsufficientStorage(
+            f"no space left on the disk of JOBS_DIR ({jobs_dir}) to store the upload; "
+            "the operator must free space there; try again later")
+    # Only the client's errors: any other OSError is no outage of Redis.
+    if isinstance(exc, RedisError) and is_outage(exc):
+        return Unavailable(
+            f"the job store (Redis) cannot be reached or cannot write ({exc}); try again in "
+            f"{OUTAGE_RETRY_AFTER_SECONDS} seconds", OUTAGE_RETRY_AFTER_SECONDS)
+    return None
+
+
 def internal_error_handler(request: Request[Any, Any, Any], exc: Exception) -> Response[ErrorBody]:
+    mapped = outage_error(request, exc)
+    if mapped is not None:
+        log.warning("%s %s answered %d: %s", request.method, request.url.path, mapped.status,
+                    exc)
+        return api_error_handler(request, mapped)
     log.exception("unhandled error on %s %s", request.method, request.url.path)
     return error_response(HTTP_500_INTERNAL_SERVER_ERROR,
                           "internal error; try again later, and report it if it persists")

@@ -36,6 +36,8 @@ from stages.types import FORMATS, Format, Result
 log = logging.getLogger("gateway.jobs")
 
 MAX_WAIT_SECONDS = 60
+#: The response header that says which run of the job a result is from.
+RESULT_RUN_HEADER = "Result-Run"
 _OPTIONS = ", ".join(JobOptions.__struct_fields__)
 _FORMATS = ", ".join(FORMATS)
 
@@ -104,14 +106,25 @@ async def get_job(
     return job_view(job, await _result(job))
 
 
-@get("/jobs/{job_id:str}/result", summary="A completed job's result in one of several formats")
+@get("/jobs/{job_id:str}/result", summary="A completed job's result in one of several formats",
+     description="The result of the job's latest run; after a rerun that failed or was "
+                 f"cancelled, that of the latest run that completed. The {RESULT_RUN_HEADER} "
+                 "header says which run it is.")
 async def get_result(
     job_id: str, services: Services, owner: str | None,
     format: Annotated[Format, Parameter(  # noqa: A002 - the query parameter's public name
         description=_FORMATS)] = "json",
 ) -> Response[str]:
-    return await _current_result(await _find(services.store, job_id, owner), format,
-                                 services.settings)
+    job = await _find(services.store, job_id, owner)
+    if job.status.terminal and job.status != JobStatus.COMPLETED:
+        earlier = next((r for r in reversed(job.runs)
+                        if r.status == JobStatus.COMPLETED and r.result_path), None)
+        if earlier is not None and earlier.result_path is not None:
+            log.info("job=%s run %d %s: serving the result of run %d", job.id, job.run,
+                     job.status, earlier.run)
+            return await _render(job, await _read_result(job, earlier.result_path), format,
+                                 earlier.run, services.settings)
+    return await _current_result(job, format, services.settings)
 
 
 async def _current_result(job: Job[Options], format: Format,  # noqa: A002
@@ -121,18 +134,18 @@ async def _current_result(job: Job[Options], format: Format,  # noqa: A002
         advice = ("it will not complete; submit the audio again" if job.status.terminal
                   else f"poll GET /jobs/{job.id} until its status is completed")
         raise Conflict(f"job {job.id} is {job.status}{reason}; {advice}")
-    return await _render(job, await _result(job), format, settings)
+    return await _render(job, await _result(job), format, job.run, settings)
 
 
-async def _render(job: Job[Options], result: Result | None,
-                  format: Format, settings: Settings) -> Response[str]:  # noqa: A002
+async def _render(job: Job[Options], result: Result | None, format: Format,  # noqa: A002
+                  run: int, settings: Settings) -> Response[str]:
     if result is None:
         raise Gone(f"the result of job {job.id} is no longer stored; "
                    "submit the audio again")
     render, media_type = RENDERERS[format]
     # Off the event loop: laying out the cues of hours of speech takes a second or so.
     return Response(await asyncio.to_thread(render, result, job.id, settings),
-                    media_type=media_type)
+                    media_type=media_type, headers={RESULT_RUN_HEADER: str(run)})
 
 
 @get("/jobs/{job_id:str}/runs/{run:int}/result",
@@ -150,7 +163,7 @@ async def get_run_result(
         raise NotFound(f"job {job_id} has no run {run}; its runs are 1 to {job.run}")
     if earlier.result_path is None:
         raise Conflict(f"run {run} of job {job_id} {earlier.status} without a result")
-    return await _render(job, await _read_result(job, earlier.result_path), format,
+    return await _render(job, await _read_result(job, earlier.result_path), format, run,
                          services.settings)
 
 

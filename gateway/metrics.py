@@ -24,6 +24,7 @@ from prometheus_client.core import (
 )
 from prometheus_client.registry import Collector
 
+from gateway.health import Storage, storage_state
 from gateway.services import Services
 from gateway.streams import StageStats, stage_stats
 from pipeline import metrics as recorded
@@ -45,6 +46,8 @@ class Snapshot:
     jobs_by_status: dict[Status, int] = field(default_factory=dict)
     stages: dict[str, StageStats] = field(default_factory=dict)
     readings: recorded.Readings = field(default_factory=recorded.Readings)
+    retrying: dict[str, int] = field(default_factory=dict)
+    storage: Storage | None = None  # read apart: it asks the server, not the keys
 
 
 async def read_snapshot(store: JobStore) -> Snapshot:
@@ -53,6 +56,7 @@ async def read_snapshot(store: JobStore) -> Snapshot:
     snap.jobs_by_status = await store.count_by_status()
     for stage in store.table.names:
         snap.stages[stage] = await stage_stats(store, stage)
+        snap.retrying[stage] = await store.waiting_retries(stage)
     snap.readings = await recorded.read(store)
     return snap
 
@@ -85,8 +89,26 @@ class SnapshotCollector(Collector):
             for name, family in gauges.items():
                 family.add_metric([stage], getattr(stats, name))
         yield from gauges.values()
+        retrying = GaugeMetricFamily("stt_retrying", "Jobs waiting for another attempt at "
+                                     "a stage after a failed one", labels=["stage"])
+        for stage, count in self.snap.retrying.items():
+            retrying.add_metric([stage], count)
+        yield retrying
+        yield from self._storage()
         yield from self._counters()
         yield from self._histograms()
+
+    def _storage(self) -> Iterator[Metric]:
+        storage = self.snap.storage
+        if storage is None:
+            return
+        yield GaugeMetricFamily("stt_jobs_dir_free_bytes", "Free space on the disk of "
+                                "JOBS_DIR", value=storage.free_bytes)
+        if storage.persistence != "unknown":
+            yield GaugeMetricFamily(
+                "stt_redis_persistence_ok", "1 while the Redis server's last writes of its "
+                "data to disk (AOF, RDB) succeeded; 0: it refuses writes (MISCONF)",
+                value=float(storage.persistence == "ok"))
 
     def _counters(self) -> Iterator[Metric]:
         for counter, values in self.snap.readings.counters.items():
@@ -111,5 +133,7 @@ class SnapshotCollector(Collector):
 @get("/metrics", summary="Prometheus metrics", include_in_schema=True)
 async def metrics(services: Services) -> Response[bytes]:
     registry = CollectorRegistry(auto_describe=False)
-    registry.register(SnapshotCollector(await read_snapshot(services.store)))
+    snap = await read_snapshot(services.store)
+    snap.storage = await storage_state(services)
+    registry.register(SnapshotCollector(snap))
     return Response(generate_latest(registry), media_type=CONTENT_TYPE_LATEST)

@@ -135,7 +135,8 @@ async def submit(request: Request[Any, Any, Any], store: JobStore, settings: Set
         existing, created = await store.create(
             job_id, options, input_name=upload.filename, owner=owner,
             idempotency_key=idempotency_key,
-            fingerprint=fingerprint(upload, options) if idempotency_key else "")
+            fingerprint=fingerprint(upload, options) if idempotency_key else "",
+            max_seconds=max_seconds)
     except BaseException:
         files.remove()
         raise

@@ -15,6 +15,23 @@ from pipeline.settings import Settings
 #: Errors after which a command may simply be retried on a new connection.
 CONNECTION_ERRORS: tuple[type[Exception], ...] = (
     exceptions.ConnectionError, exceptions.TimeoutError, OSError)
+#: Error replies of a server that is up but cannot serve for now: MISCONF (it refuses writes
+#: because it cannot persist them, e.g. its disk is full), LOADING (reading its data at
+#: start), READONLY and MASTERDOWN (a replica without its primary).
+_OUTAGE_REPLIES = ("MISCONF", "LOADING", "READONLY", "MASTERDOWN")
+
+
+#: What may be an outage: catch these, then ask :func:`is_outage`.
+MAYBE_OUTAGE: tuple[type[Exception], ...] = (*CONNECTION_ERRORS, exceptions.ResponseError)
+
+
+def is_outage(exc: BaseException) -> bool:
+    """Whether ``exc`` means the server is unreachable or cannot serve for now, so that the
+    same command may succeed later: a lost connection, or one of the replies above."""
+    if isinstance(exc, CONNECTION_ERRORS):
+        return True
+    return (isinstance(exc, exceptions.ResponseError)
+            and str(exc).startswith(_OUTAGE_REPLIES))
 
 
 class Backoff:

@@ -2,8 +2,10 @@
 
 Stages raise :class:`PermanentError` for bad input (the job fails with the message as its
 readable reason) and :class:`TransientError` for conditions worth retrying (a device out of
-memory, a lost connection). Anything else a stage raises counts as a failed delivery and is
-retried until ``MAX_DELIVERIES``, then dead-lettered.
+memory, a lost connection). Of anything else a stage raises, what a retry cannot fix (a
+ValueError, TypeError, LookupError...: a bug or unchecked input) fails the job at once too;
+the rest counts as a failed attempt, retried after the job's own backoff until
+``MAX_DELIVERIES``, then dead-lettered (:func:`pipeline.runtime.is_permanent`).
 
 The HTTP API refuses a request with an :class:`ApiError`. :data:`HTTP_STATUS` is the one
 table of their statuses: the gateway answers each error with its status and the body
@@ -136,6 +138,10 @@ class Unavailable(ApiError):
         return {} if self.retry_after is None else {"Retry-After": str(self.retry_after)}
 
 
+class InsufficientStorage(ApiError):
+    """The disk the request must write to is full."""
+
+
 class QueueFull(Unavailable):
     """As many jobs as ``MAX_QUEUED_JOBS`` allows already wait for the first stage."""
 
@@ -159,6 +165,7 @@ HTTP_STATUS: dict[type[ApiError], int] = {
     Unprocessable: 422,
     ApiError: 500,
     Unavailable: 503,
+    InsufficientStorage: 507,
 }
 _CLASS_OF: dict[int, type[ApiError]] = {status: cls for cls, status in HTTP_STATUS.items()}
 

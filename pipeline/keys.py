@@ -35,10 +35,11 @@ class Keys:
         """The stage's work stream in ``lane``."""
         return f"{self.prefix}:stream:{stage}" + ("" if lane == LIVE else f":{lane}")
 
-    def schedule(self, stage: str) -> str:
-        """Sorted set of an observer's events waiting for a later attempt, scored by when
-        (milliseconds since the epoch)."""
-        return f"{self.prefix}:schedule:{stage}"
+    def retries(self, stage: str, lane: str = LIVE) -> str:
+        """Entries of the stage's (or observer's) stream in ``lane`` that wait for a later
+        attempt: a sorted set of their fields as JSON, scored by when they are due (seconds
+        since the epoch, on the server's clock)."""
+        return self.stream(stage, lane) + ":retry"
 
     def dead_letters(self, stage: str) -> str:
         """Entries of the stage's streams that were given up on."""

@@ -10,8 +10,16 @@ the job on. What it guarantees, and how:
   ``CLAIM_IDLE_SECONDS``; a running job heartbeats its entry (XCLAIM JUSTID) from the event
   loop while the stage works in a thread, so a long job is never stolen. A consumer is
   removed from the group only when it has nothing pending.
-* An entry delivered more than ``MAX_DELIVERIES`` times goes to the dead-letter stream and
-  its job fails with the reason; the worker moves on.
+* A failed attempt costs only its own job. A failure a retry cannot fix (see
+  :func:`is_permanent`) fails the job at once with the reason. Any other failure sets the
+  job aside in the stage's retry set, acknowledging the entry in the same atomic script
+  (:meth:`JobStore.retry_later`); its delay grows with the job's own attempts (1 s, 2 s,
+  4 s ... up to a minute), and meanwhile the worker serves other entries. Every worker of
+  the stage moves due retries back into the stream (:meth:`JobStore.promote_retries`), each
+  exactly once, as new entries that carry the count of earlier attempts.
+* An entry delivered more than ``MAX_DELIVERIES`` times (counting the attempts of the
+  entries it was retried from) goes to the dead-letter stream and its job fails with the
+  reason; the worker moves on.
 * Lost connections, a restarted server and a missing stream or group (a wiped server) are
   survived with backoff; the worker then re-reads its own pending entries first.
 * SIGTERM stops reading and lets the current job finish; a second one exits at once, the
@@ -20,8 +28,9 @@ the job on. What it guarantees, and how:
 An :class:`ObserverWorker` consumes an observer's stream the same way (see
 :class:`pipeline.stage.ObserverSpec`), but never changes a job: it records each attempt
 in the observer's record of the job, and an attempt that asks to be repeated later
-(:class:`RetryLater`) is acknowledged and put in the observer's schedule in one step, from
-which every worker of the observer queues it again once due. So a waiting retry holds up
+(:class:`RetryLater`), or that crashed, is acknowledged and put in the stream's retry set
+in one step, like a stage's retry, from which every worker of the observer queues it again
+once due. So a waiting retry holds up
 no other event, and survives any restart.
 """
 
@@ -39,7 +48,7 @@ import msgspec
 from redis.exceptions import ResponseError
 
 from pipeline import allocator, janitor, metrics
-from pipeline.connection import CONNECTION_ERRORS, Backoff
+from pipeline.connection import CONNECTION_ERRORS, MAYBE_OUTAGE, Backoff, is_outage
 from pipeline.errors import JobGone, OwnershipLost, PermanentError, RetryLater, TransientError
 from pipeline.keys import LIVE
 from pipeline.logs import job_context, job_log
@@ -55,10 +64,37 @@ T = TypeVar("T")
 
 #: Seconds between progress writes: a stage may report as often as it likes.
 PROGRESS_INTERVAL = 0.5
+#: A job's first retry waits this long; each further one twice as long, up to the cap (a
+#: device out of memory, a lost connection need time to recover).
+RETRY_BASE_SECONDS = 1.0
+RETRY_CAP_SECONDS = 60.0
+
+#: What a stage raises that no retry can fix: a deterministic computation on the same input
+#: fails the same way again. These are bugs or bad input (a malformed value, a missing key,
+#: a wrong type), so the job fails at once with the error as its reason instead of holding
+#: retries. Errors of the outside world (OSError: connections, files, timeouts; MemoryError;
+#: anything unknown, e.g. a RuntimeError from a device) are retried. A class that is both
+#: (io.UnsupportedOperation is an OSError and a ValueError) counts as transient: a wrong
+#: guess there costs a few bounded retries, the other way a job that could have succeeded.
+PERMANENT_BUILTINS: tuple[type[Exception], ...] = (
+    ValueError, TypeError, LookupError, AttributeError, ArithmeticError, NotImplementedError,
+    AssertionError)
 
 
 def default_consumer_name() -> str:
     return f"{socket.gethostname()}-{os.getpid()}-{os.urandom(3).hex()}"
+
+
+def is_permanent(exc: Exception) -> bool:
+    """Whether a retry cannot fix ``exc``, raised by a stage (see PERMANENT_BUILTINS)."""
+    if isinstance(exc, TransientError | OSError | MemoryError):
+        return False
+    return isinstance(exc, (PermanentError, *PERMANENT_BUILTINS))
+
+
+def retry_delay(attempts: int) -> float:
+    """Seconds a job waits after its ``attempts``-th failed attempt at a stage."""
+    return min(RETRY_CAP_SECONDS, RETRY_BASE_SECONDS * 2.0 ** max(attempts - 1, 0))
 
 
 def consumer_is_dead(idle_ms: float, settings: Settings) -> bool:
@@ -87,9 +123,6 @@ class Consumer:
         self.consumer = consumer or self.settings.consumer_name or default_consumer_name()
         self._stopping = False
         self._backoff = Backoff()  # for Redis outages
-        # For failed attempts: it grows across a job's retries (a device out of memory needs
-        # time to free up) and resets once a job succeeds.
-        self._retry_backoff = Backoff(base=1.0, cap=60.0)
         self._group_ready = False
         self._read_history = True
         self._last_maintenance = 0.0
@@ -113,10 +146,16 @@ class Consumer:
                 await self._step()
                 self._backoff.reset()
             except ResponseError as exc:
-                if not _stream_gone(exc):
+                if _stream_gone(exc):
+                    log.warning("consumer group %s is missing; creating it again", self.group)
+                    self._group_ready = False
+                    continue
+                if not is_outage(exc):
                     raise
-                log.warning("consumer group %s is missing; creating it again", self.group)
-                self._group_ready = False
+                # MISCONF (it cannot persist, e.g. a full disk) and the like: an outage too.
+                log.warning("Redis cannot serve (%s); retrying", exc)
+                self._read_history = True
+                await self._backoff.sleep()
             except CONNECTION_ERRORS as exc:
                 log.warning("Redis unreachable (%s); retrying", exc)
                 self._group_ready = False
@@ -128,7 +167,8 @@ class Consumer:
     async def _step(self) -> None:
         if not self._group_ready:
             await self._ensure_group()
-        entry = await self._next_entry()
+        _, next_retry = await self.store.promote_retries(self.stage.name, self.lane)
+        entry = await self._next_entry(next_retry)
         if entry is not None:
             # Every line logged while the job is handled names it, the libraries' too.
             with job_context((entry[1] or {}).get("job_id"), self.stage.name):
@@ -147,7 +187,9 @@ class Consumer:
 
     # -- reading --------------------------------------------------------------------------
 
-    async def _next_entry(self) -> Entry | None:
+    async def _next_entry(self, next_retry: float | None = None) -> Entry | None:
+        """The next entry to work on; a blocking read waits no longer than until
+        ``next_retry`` (seconds), when a retry is due to be queued."""
         redis = self.store.redis
         if self._read_history:
             # Our own pending entries first (a restart under the same consumer name).
@@ -161,13 +203,12 @@ class Consumer:
             return claimed
         if self._stopping:
             return None
+        block = self.settings.block_seconds
+        if next_retry is not None:
+            block = min(block, next_retry)
         return _first_entry(await redis.xreadgroup(
             self.group, self.consumer, {self.stream: ">"}, count=1,
-            block=max(int(await self._block_seconds() * 1000), 1)))
-
-    async def _block_seconds(self) -> float:
-        """How long the next read may wait for a new entry."""
-        return self.settings.block_seconds
+            block=max(int(block * 1000), 1)))  # 0 would block for ever
 
     async def _reclaim(self) -> Entry | None:
         """One entry of a dead consumer, if any has been idle long enough."""
@@ -209,7 +250,9 @@ class Consumer:
         while True:
             try:
                 return await op()
-            except CONNECTION_ERRORS as exc:
+            except MAYBE_OUTAGE as exc:
+                if not is_outage(exc):
+                    raise
                 log.warning("Redis unreachable while committing (%s); retrying", exc)
                 await self._backoff.sleep()
 
@@ -222,7 +265,9 @@ class Consumer:
                         "entry %s was claimed by another consumer", d.entry_id)
                     lost.set()
                     return
-            except CONNECTION_ERRORS:
+            except MAYBE_OUTAGE as exc:
+                if not is_outage(exc):
+                    raise
                 continue
 
     # -- housekeeping ---------------------------------------------------------------------
@@ -286,7 +331,7 @@ class Worker(Consumer):
         d = Delivery(self.stage.name, self.group, self.consumer, entry_id, message.job_id,
                      message.run, self.lane)
         jlog = job_log(log, d.job_id, d.stage)
-        deliveries = await self._deliveries(entry_id)
+        deliveries = message.attempts + await self._deliveries(entry_id)
         if deliveries > self.settings.max_deliveries:
             await self._give_up(d, deliveries)
             return
@@ -301,10 +346,11 @@ class Worker(Consumer):
             await self.store.ack(d)
             return
         jlog.info("started (entry %s, delivery %d)", entry_id, deliveries)
-        await self._process(d, job, jlog)
+        await self._process(d, job, jlog, deliveries)
 
     async def _process(self, d: Delivery, job: Job[Options],
-                       jlog: logging.LoggerAdapter[Any]) -> None:
+                       jlog: logging.LoggerAdapter[Any], deliveries: int = 1) -> None:
+        """Run the stage on the job; ``deliveries`` counts this attempt and the earlier."""
         files = self.store.files(d.job_id)
         lost = asyncio.Event()
         ctx = JobContext(job=job, files=files, settings=self.settings, log=jlog,
@@ -320,14 +366,16 @@ class Worker(Consumer):
                 await self._cleanup_if_gone(d)
             return
         except PermanentError as exc:
-            reason = str(exc)
-            jlog.info("failed: %s", reason)
-            failed = await self._commit(lambda: self.store.fail(d, reason, options=job.options))
-            if failed is Outcome.OK:
-                await metrics.record(self.store, metrics.job_failed(d.stage, metrics.FAILED))
+            jlog.info("failed: %s", exc)
+            await self._fail(d, job, str(exc))
             return
-        except Exception as exc:  # noqa: BLE001 - any other failure is retried, then dead-lettered
-            await self._retry_later(d, job, exc, jlog)
+        except Exception as exc:  # noqa: BLE001 - sorted by is_permanent, none escapes
+            if is_permanent(exc):
+                # Likely a bug, or input the stage did not check: the traceback is for us.
+                jlog.exception("failed; a retry cannot fix %s", type(exc).__name__)
+                await self._fail(d, job, f"{d.stage} failed: {type(exc).__name__}: {exc}")
+            else:
+                await self._retry_later(d, exc, deliveries, jlog)
             return
         finally:
             heartbeat.cancel()
@@ -343,29 +391,32 @@ class Worker(Consumer):
                 self.store, metrics.STAGE_RUNS.inc(d.stage, metrics.DONE),
                 metrics.STAGE_SECONDS.observe(seconds, d.stage),
                 metrics.JOBS_FINISHED.inc(COMPLETED) if completed else [])
-        self._retry_backoff.reset()
         self.jobs_done += 1
         jlog.info("finished in %.2fs: %s", seconds, outcome)
         if outcome is Outcome.GONE:
             await self._cleanup_if_gone(d)
 
-    async def _retry_later(self, d: Delivery, job: Job[Options], exc: Exception,
+    async def _fail(self, d: Delivery, job: Job[Options], reason: str) -> None:
+        if await self._commit(lambda: self.store.fail(d, reason, options=job.options)
+                              ) is Outcome.OK:
+            await metrics.record(self.store, metrics.job_failed(d.stage, metrics.FAILED))
+
+    async def _retry_later(self, d: Delivery, exc: Exception, attempts: int,
                            jlog: logging.LoggerAdapter[Any]) -> None:
+        """Set the job aside for another attempt after its own backoff; this worker goes
+        on with the next entry at once."""
+        delay = retry_delay(attempts)
         if isinstance(exc, TransientError):
-            jlog.warning("transient failure, will retry: %s", exc)
+            reason = str(exc)
+            jlog.warning("attempt %d failed, retrying in %g s: %s", attempts, delay, reason)
         else:
-            jlog.exception("attempt failed, will retry")
-        reason = f"{type(exc).__name__}: {exc}" if not isinstance(exc, TransientError) else str(exc)
-        try:
-            outcome = await self.store.progress(d, job.plan, 0.0, f"retrying {d.stage}",
-                                                error=reason)
-        except CONNECTION_ERRORS:
-            outcome = None
+            reason = f"{type(exc).__name__}: {exc}"
+            jlog.exception("attempt %d failed, retrying in %g s", attempts, delay)
+        detail = f"{d.stage} attempt {attempts} failed; retrying in {delay:g} s"
+        outcome = await self._commit(
+            lambda: self.store.retry_later(d, attempts, delay, reason, detail))
         if outcome is Outcome.OK:
             await metrics.record(self.store, metrics.STAGE_RETRIES.inc(d.stage))
-        # The entry stays pending: reading our history again redelivers it and counts it.
-        self._read_history = True
-        await self._retry_backoff.sleep()
 
     async def _give_up(self, d: Delivery, deliveries: int) -> None:
         job = await self.store.get(d.job_id)
@@ -403,7 +454,9 @@ class Worker(Consumer):
                 self.store.progress(d, job.plan, fraction, detail), loop)
             try:
                 outcome = future.result(timeout=30)
-            except CONNECTION_ERRORS:
+            except MAYBE_OUTAGE as exc:
+                if not is_outage(exc):
+                    raise
                 return  # progress is best effort; the outcome is committed with retries
             if outcome is not Outcome.OK:
                 raise JobGone(f"job {d.job_id} is {outcome}")
@@ -415,12 +468,6 @@ class ObserverWorker(Consumer):
     """Consumes one observer's stream until asked to stop (see the module's docstring)."""
 
     stage: Observer[Any]
-
-    async def _block_seconds(self) -> float:
-        # Queue the retries that are due first, and wake up for the next one.
-        wait = await self.store.due(self.stage.name)
-        return self.settings.block_seconds if wait is None else min(
-            self.settings.block_seconds, wait)
 
     async def _handle(self, entry_id: str, fields: dict[str, str] | None) -> None:
         if not fields:  # trimmed or deleted while pending: nothing left to do
@@ -464,15 +511,14 @@ class ObserverWorker(Consumer):
             jlog.warning("given up at attempt %d: %s", message.attempt, reason)
             outcome = await self._commit(lambda: self.store.observed(
                 d, message, StageStatus.FAILED, error=reason))
-        except Exception:  # noqa: BLE001 - retried as the entry, then dead-lettered
-            jlog.exception("attempt %d crashed, will retry", message.attempt)
-            self._read_history = True
-            await self._retry_backoff.sleep()
-            return
+        except Exception as exc:  # noqa: BLE001 - a crash waits like a stage's retry
+            reason, wait = f"{type(exc).__name__}: {exc}", retry_delay(message.attempt)
+            jlog.exception("attempt %d crashed; the next in %g s", message.attempt, wait)
+            outcome = await self._commit(lambda: self.store.observed(
+                d, message, StageStatus.QUEUED, error=reason, retry_in=wait))
         else:
             outcome = await self._commit(lambda: self.store.observed(d, message,
                                                                      StageStatus.DONE))
-            self._retry_backoff.reset()
         finally:
             heartbeat.cancel()
         self.jobs_done += 1

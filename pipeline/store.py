@@ -163,6 +163,7 @@ class JobStore:
         owner: str | None = None,
         idempotency_key: str | None = None,
         fingerprint: str = "",
+        max_seconds: float | None = None,
     ) -> tuple[str, bool]:
         """Store a new job and queue it for its first stage, in one atomic step.
 
@@ -172,6 +173,7 @@ class JobStore:
         with another fingerprint raises :class:`IdempotencyMismatch`. Raises
         :class:`QueueFull` when ``MAX_QUEUED_JOBS`` jobs already wait for the first stage:
         checked in the same step, so concurrent requests never queue more.
+        ``max_seconds`` is the longest input the job accepts (see :attr:`Job.max_seconds`).
         """
         if " " in fingerprint:
             raise ValueError("a fingerprint has no spaces")
@@ -194,6 +196,8 @@ class JobStore:
             fields["input_name"] = input_name
         if owner is not None:
             fields["owner"] = owner
+        if max_seconds is not None:
+            fields["max_seconds"] = repr(max_seconds)
         idem_key = self.keys.idempotency(owner or "", idempotency_key or "")
         if idempotency_key:
             fields["idempotency_key"] = idem_key  # so that deleting the job frees it
@@ -399,13 +403,21 @@ class JobStore:
         """Start run ``job.run + 1`` of a finished job from ``from_stage``, reusing the
         artifacts of the stages before it, with ``overrides`` applied to its options.
 
+        The options ``overrides`` change are those of the latest run that completed (or,
+        when none did, the job's first): a run that failed or was cancelled passes its
+        options on to no later run.
+
         Raises ValueError (a readable reason) for options that do not fit, or a stage the
         job cannot restart from. Returns OK, or GONE, RUNNING, STALE (someone else changed
         the job first) or EXPIRED.
         """
         if not job.status.terminal:
             return Outcome.RUNNING
-        options = msgspec.convert({**msgspec.to_builtins(job.options), **(overrides or {})},
+        base = job.options
+        if job.status != COMPLETED:
+            base = next((r.options for r in reversed(job.runs) if r.status == COMPLETED),
+                        job.runs[0].options if job.runs else job.options)
+        options = msgspec.convert({**msgspec.to_builtins(base), **(overrides or {})},
                                   self.table.options)
         plan = self.table.rerun_plan(from_stage, options, job.options)
         files = self.files(job.id)
@@ -539,23 +551,41 @@ class JobStore:
         if retry_in is not None:
             due = time.time() + retry_in
             nxt = msgspec.structs.replace(message, attempt=message.attempt + 1)
-            args |= {"next": msgspec.json.encode(nxt).decode(), "due": int(due * 1000)}
+            args |= {"next": msgspec.json.encode(nxt).decode(), "delay": retry_in}
             record["next_attempt_at"] = datetime.fromtimestamp(due, UTC).isoformat(
                 timespec="seconds").replace("+00:00", "Z")
             drop.remove("next_attempt_at")
             record.pop("finished_at")
         args |= {"set": {k: str(v) for k, v in record.items()}, "del": drop}
         keys = [self.keys.job(d.job_id), self.keys.events(d.job_id),
-                self.keys.stream(d.stage, d.lane), self.keys.schedule(d.stage)]
+                self.keys.stream(d.stage, d.lane), self.keys.retries(d.stage, d.lane)]
         return Outcome(await self._run("observe", keys, args))
 
-    async def due(self, observer: str, limit: int = 100) -> float | None:
-        """Queue the observer's events whose next attempt is due on its stream again;
-        returns the seconds until the next one is due, None when none waits."""
-        args = {"now": int(time.time() * 1000), "limit": limit}
-        wait = int(await self._run("due", [self.keys.schedule(observer),
-                                           self.keys.stream(observer)], args))
-        return None if wait < 0 else wait / 1000
+    async def retry_later(self, d: Delivery, attempts: int, delay: float, error: str,
+                          detail: str) -> Outcome:
+        """Acknowledge the entry and queue its job's next attempt ``delay`` seconds from
+        now, noting ``error`` (why this attempt failed) on the job, atomically. ``attempts``
+        counts this one."""
+        keys = [self.keys.job(d.job_id), self.keys.events(d.job_id),
+                self.keys.stream(d.stage, d.lane), self.keys.retries(d.stage, d.lane)]
+        args = {"group": d.group, "consumer": d.consumer, "entry_id": d.entry_id,
+                "stage": d.stage, "run": d.run, "job_id": d.job_id, "attempts": attempts,
+                "delay": delay, "keep": self._stream_ttl(d.lane), "now": now_iso(),
+                "error": error, "detail": detail}
+        return Outcome(await self._run("retry", keys, args))
+
+    async def promote_retries(self, stage: str, lane: str = LIVE,
+                              limit: int = 100) -> tuple[int, float | None]:
+        """Queue the retries of ``stage`` (a stage's or an observer's) that are due; returns
+        how many, and the seconds until the next one is due (None: none waits)."""
+        keys = [self.keys.stream(stage, lane), self.keys.retries(stage, lane)]
+        moved, next_ms = await self._run("promote", keys,
+                                         {"limit": limit, "keep": self._stream_ttl(lane)})
+        return int(moved), None if int(next_ms) < 0 else int(next_ms) / 1000
+
+    async def waiting_retries(self, stage: str, lane: str = LIVE) -> int:
+        """Jobs whose attempt at ``stage`` failed and that wait for the next one."""
+        return int(await self.redis.zcard(self.keys.retries(stage, lane)))
 
     async def ack(self, d: Delivery) -> None:
         """Acknowledge an entry that needs no work (its job is gone, finished or stale)."""
@@ -598,6 +628,7 @@ class JobStore:
             result_path=_resolved(files, raw.get("result_path")),
             run_started_at=raw.get("run_started_at"),
             lane=raw.get("lane", LIVE),
+            max_seconds=float(raw["max_seconds"]) if "max_seconds" in raw else None,
             runs=[msgspec.structs.replace(r, result_path=_resolved(files, r.result_path))
                   for r in runs],
             observers={spec.name: self._observer_record(raw, spec.name)

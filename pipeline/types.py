@@ -111,6 +111,9 @@ class Job(msgspec.Struct, Generic[OptionsT], kw_only=True):
     result_path: str | None = None  # as RunRecord.result_path
     run_started_at: str | None = None  # when the current run was queued
     lane: str = "live"  # which streams carry it: the live ones, or a replay's
+    # The longest input, in seconds, its creator accepts (a synchronous request's limit,
+    # narrower than the service's); the first stage enforces it on what it reads.
+    max_seconds: float | None = None
     # earlier runs, oldest first
     runs: list[RunRecord[OptionsT]] = msgspec.field(default_factory=list)
     # by name, the observers an event of this job was queued for
@@ -122,6 +125,8 @@ class StreamMessage(msgspec.Struct, frozen=True, kw_only=True):
 
     job_id: str
     run: int = 1
+    #: Earlier deliveries of this stage for this run, in entries it was retried from.
+    attempts: int = 0
 
 
 class EventMessage(StreamMessage, frozen=True, kw_only=True):

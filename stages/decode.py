@@ -24,10 +24,19 @@ class DecodeStage(SpeechStage):
     name = "decode"
 
     def process(self, ctx: Context) -> None:
+        # The job's own limit (POST /transcribe's SYNC_MAX_SECONDS) holds like the service's:
+        # on the audio decoded, not only on what the header claims, which may lie.
         limit = ctx.settings.max_audio_seconds
+        own = ctx.job.max_seconds
         partial = ctx.files.audio.with_name(ctx.files.audio.name + ".part")
+        too_long = None
+        if own is not None and own < limit:
+            limit = own
+            too_long = (f"the audio is longer than this job's limit of {own:g} s (the limit "
+                        "it was submitted with, as POST /transcribe's SYNC_MAX_SECONDS); "
+                        "submit longer audio with POST /jobs")
         try:
-            seconds = decode_to_wav(ctx.files.input, partial, limit, ctx)
+            seconds = decode_to_wav(ctx.files.input, partial, limit, ctx, too_long)
         except BaseException:
             partial.unlink(missing_ok=True)
             raise
@@ -37,14 +46,17 @@ class DecodeStage(SpeechStage):
         ctx.progress(1.0, f"decoded {seconds:.0f} s")
 
 
-def decode_to_wav(source: Path, target: Path, max_seconds: float, ctx: Context) -> float:
+def decode_to_wav(source: Path, target: Path, max_seconds: float, ctx: Context,
+                  too_long: str | None = None) -> float:
     """Decode the first audio stream of ``source`` into ``target``; return its duration.
+
+    Audio longer than ``max_seconds`` fails with ``too_long`` (or a default message).
 
     Streams frame by frame, so memory stays constant whatever the input's length.
     """
     with media.open_audio(source) as (container, stream):
         claimed = media.duration_of(container, stream)
-        media.check_duration(claimed, max_seconds)
+        media.check_duration(claimed, max_seconds, too_long)
         ctx.log.info(
             "decoding %s audio (%s, %s Hz, %s ch, %s s)", container.format.name,
             stream.codec_context.name, stream.codec_context.sample_rate,
@@ -64,7 +76,7 @@ def decode_to_wav(source: Path, target: Path, max_seconds: float, ctx: Context) 
                         written += _write(out, chunk)
                     if written > max_samples:
                         # The header lied or had no duration: stop at the limit.
-                        media.check_duration(written / SAMPLE_RATE, max_seconds)
+                        media.check_duration(written / SAMPLE_RATE, max_seconds, too_long)
                     if written >= next_report:
                         next_report = written + _PROGRESS_EVERY_SECONDS * SAMPLE_RATE
                         _report(ctx, written, claimed)
@@ -74,7 +86,7 @@ def decode_to_wav(source: Path, target: Path, max_seconds: float, ctx: Context) 
                 raise PermanentError("the audio could not be decoded (corrupt file)") from exc
     if written == 0:
         raise PermanentError("no audio could be decoded from the file")
-    media.check_duration(written / SAMPLE_RATE, max_seconds)
+    media.check_duration(written / SAMPLE_RATE, max_seconds, too_long)
     return written / SAMPLE_RATE
 
 

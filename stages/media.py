@@ -92,6 +92,9 @@ def probe(path: Path, max_seconds: float | None = None) -> MediaInfo:
     return info
 
 
-def check_duration(seconds: float | None, max_seconds: float | None) -> None:
+def check_duration(seconds: float | None, max_seconds: float | None,
+                   too_long: str | None = None) -> None:
+    """Raise PermanentError (``too_long``, or a default message) past ``max_seconds``."""
     if seconds is not None and max_seconds is not None and seconds > max_seconds:
-        raise PermanentError(f"the audio is longer than the limit ({max_seconds:g} s)")
+        raise PermanentError(too_long or f"the audio is longer than the limit "
+                             f"({max_seconds:g} s)")

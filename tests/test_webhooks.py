@@ -29,7 +29,7 @@ from stages.table import NOTIFY, TABLE
 from tests.support.audio import silent_wav
 from tests.support.gateway import serve, submit
 from tests.support.option_stages import GATEWAY_STAGES
-from tests.support.receiver import SECRET, receiving
+from tests.support.receiver import SECRET, receiving, refusing
 from tests.support.stages import TEST_STAGES, Behaviour, Script
 from tests.support.stages import submit as submit_script
 from tests.support.workers import running_workers, until
@@ -219,9 +219,7 @@ async def test_stage_events_and_a_failed_job(redis: Any, settings: Settings) -> 
 async def test_a_receiver_that_stays_down_fails_the_webhook_not_the_job(
         redis: Any, settings: Settings) -> None:
     store = JobStore(redis, webhook_settings(settings, webhook_max_attempts=3), TABLE)
-    with receiving() as gone:
-        down = gone.url  # nothing listens there once the block ends
-    with receiving() as receiver:
+    with refusing() as down, receiving() as receiver:
         async with service(store):
             lost = await submit_script(store, callback_url=down)
             fine = await submit_script(store, callback_url=receiver.url)

@@ -2,9 +2,13 @@
 
 from __future__ import annotations
 
+import io
+
 import msgspec
 import pytest
 
+from pipeline.errors import PermanentError, TransientError
+from pipeline.runtime import is_permanent
 from pipeline.store import JobStore
 from pipeline.types import StageStatus
 from stages.table import JobStatus
@@ -77,3 +81,45 @@ async def test_poison_job_is_dead_lettered_and_others_flow(store: JobStore, fail
         assert (await store.get(job_id)).status is JobStatus.COMPLETED  # type: ignore[union-attr]
     info = await store.redis.xinfo_groups(store.keys.stream("decode"))
     assert info[0]["pending"] == 0
+
+
+def test_what_a_retry_cannot_fix_is_permanent() -> None:
+    for exc in (PermanentError("bad"), ValueError("x"), KeyError("k"), TypeError("t"),
+                IndexError("i"), ZeroDivisionError(), AttributeError("a")):
+        assert is_permanent(exc), exc
+    for exc in (TransientError("busy"), ConnectionRefusedError(), TimeoutError(), OSError(),
+                MemoryError(), RuntimeError("CUDA out of memory"), Exception(),
+                io.UnsupportedOperation()):  # both an OSError and a ValueError
+        assert not is_permanent(exc), exc
+
+
+async def test_a_bug_fails_its_job_at_once_and_others_flow(store: JobStore) -> None:
+    bad = await submit(store, Script(stages={"diarize": Behaviour(fail="bug")}))
+    good = await submit(store)
+    async with running_workers(store):
+        await until(lambda: finished(store, bad))
+        await until(lambda: finished(store, good))
+    job = await store.get(bad)
+    assert job is not None and job.status is JobStatus.FAILED
+    assert job.error == "diarize failed: KeyError: 'diarize: no such option'"
+    assert len([line for line in runs(store.files(bad).root) if "start" in line]) == 2
+    assert await store.redis.xlen(store.keys.dead_letters("diarize")) == 0
+
+
+async def test_a_failed_attempt_waits_without_holding_the_worker(store: JobStore) -> None:
+    # One decode worker: while the flaky job waits for its retries (1 + 2 + 4 s), the jobs
+    # behind it pass.
+    flaky = await submit(store, Script(stages={"decode": Behaviour(fail="transient")}))
+    others = [await submit(store) for _ in range(3)]
+    async with running_workers(store):
+        for job_id in others:
+            await until(lambda: finished(store, job_id))
+        job = await store.get(flaky)
+        assert job is not None and not job.status.terminal
+        assert job.stages["decode"].error == "decode: device busy"
+        assert await store.waiting_retries("decode") == 1
+        await until(lambda: finished(store, flaky), timeout=60)
+    job = await store.get(flaky)
+    assert job is not None and "gave up after 3 attempts" in (job.error or "")
+    assert await store.waiting_retries("decode") == 0
+    assert (await store.redis.xinfo_groups(store.keys.stream("decode")))[0]["pending"] == 0

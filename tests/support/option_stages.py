@@ -3,9 +3,11 @@ option, the one option that takes any name.
 
 ``model=fail`` makes diarize fail permanently; ``model=wait`` makes decode wait for a file
 named ``go`` in the job's folder (reporting progress meanwhile); ``model=slow`` makes every
-stage take about SLOW_SECONDS; ``model=exit`` kills the decode worker's process. Anything
-else runs through at once. The gateway accepts only models the server can run: serve it
-with MODELS_DIR at :func:`models_dir`, where each of these names is a model's folder.
+stage take about SLOW_SECONDS; ``model=exit`` kills the decode worker's process;
+``model=flaky`` makes transcribe fail as a lost connection does (a transient error) and
+``model=bug`` as a plain ValueError does (a permanent one). Anything else runs through at
+once. The gateway accepts only models the server can run: serve it with MODELS_DIR at
+:func:`models_dir`, where each of these names is a model's folder.
 """
 
 from __future__ import annotations
@@ -35,7 +37,7 @@ RESULT = Result(
 
 SLOW_SECONDS = 0.3
 #: The `model` names the stages obey.
-MODES = ("fail", "wait", "slow", "exit")
+MODES = ("fail", "wait", "slow", "exit", "flaky", "bug")
 
 
 def models_dir(root: Path) -> Path:
@@ -63,6 +65,10 @@ class _Stage(Stage):
             os._exit(3)
         if mode == "fail" and self.name == "diarize":
             raise PermanentError("diarize: the input is not usable")
+        if mode == "flaky" and self.name == "transcribe":
+            raise ConnectionRefusedError("transcribe: the model server refused the connection")
+        if mode == "bug" and self.name == "transcribe":
+            raise ValueError("transcribe: 'xx' is not a language the model knows")
         self.output(ctx)
 
     def output(self, ctx: JobContext) -> None:

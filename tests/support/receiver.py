@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import base64
 import os
+import socket
 import threading
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -98,3 +99,13 @@ def receiving(fail_first: int = 0, fail_status: int = 500, location: str | None 
             hold.set()
         server.shutdown()
         server.server_close()
+
+
+@contextmanager
+def refusing() -> Iterator[str]:
+    """The URL of a receiver that is down: a port of 127.0.0.1 held bound but never
+    listening, so connections are refused, and no other server of the test run can take
+    the port meanwhile (a port merely closed again could be)."""
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as held:
+        held.bind(("127.0.0.1", 0))
+        yield f"http://127.0.0.1:{held.getsockname()[1]}/hook"

@@ -24,7 +24,7 @@ from stages.types import Result, Segment
 class Behaviour(msgspec.Struct, kw_only=True):
     seconds: float = 0.0  # how long the work takes
     steps: int = 2  # progress reports spread over it
-    fail: str | None = None  # "permanent", "transient", "error" or "exit"
+    fail: str | None = None  # "permanent", "transient", "error", "bug" or "exit"
     wait_for: str | None = None  # path of a file to wait for before finishing
 
 
@@ -81,6 +81,8 @@ class _ScriptedStage(Stage):
             raise TransientError(f"{self.name}: device busy")
         if b.fail == "error":
             raise RuntimeError(f"{self.name}: unexpected bug")
+        if b.fail == "bug":
+            raise KeyError(f"{self.name}: no such option")
         if b.fail == "exit":
             os._exit(3)
         self.output(ctx, script)

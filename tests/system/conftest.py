@@ -80,6 +80,7 @@ def gateway_process(settings: Settings, root: Path) -> subprocess.Popen[bytes]:
     env = worker_env(settings, HOST="127.0.0.1", PORT=str(settings.port),
                      MAX_UPLOAD_BYTES=str(settings.max_upload_bytes),
                      MAX_QUEUED_JOBS=str(settings.max_queued_jobs),
+                     SYNC_MAX_SECONDS=str(settings.sync_max_seconds),
                      API_KEYS=settings.api_keys, MODELS_DIR=settings.models_dir or "",
                      LOG_LEVEL="INFO")
     with open(root / "gateway.log", "ab") as log:

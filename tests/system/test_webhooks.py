@@ -8,7 +8,7 @@ from typing import Any
 
 import pytest
 
-from tests.support.receiver import SECRET, receiving
+from tests.support.receiver import SECRET, receiving, refusing
 from tests.support.workers import until
 from tests.system.conftest import OPTION_STAGES, Service, submit
 
@@ -70,9 +70,7 @@ async def test_a_receiver_down_past_the_backoff_window(deploy,  # type: ignore[n
     monkeypatch.setenv("WEBHOOK_BACKOFF_MAX_SECONDS", "0.5")
     service: Service = await deploy(STAGE_CLASSES)
     service.start_worker("notify", "notify-0")
-    with receiving() as gone:
-        down = gone.url  # nothing listens there any more
-    with receiving() as receiver:
+    with refusing() as down, receiving() as receiver:
         lost = (await submit(service, callback_url=down)).json()["job_id"]
         fine = (await submit(service, callback_url=receiver.url)).json()["job_id"]
         plain = (await submit(service)).json()["job_id"]
