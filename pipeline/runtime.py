@@ -61,6 +61,7 @@ log = logging.getLogger(__name__)
 
 Entry = tuple[str, dict[str, str] | None]
 T = TypeVar("T")
+M = TypeVar("M", bound=StreamMessage)
 
 #: Seconds between progress writes: a stage may report as often as it likes.
 PROGRESS_INTERVAL = 0.5
@@ -234,6 +235,21 @@ class Consumer:
     async def _handle(self, entry_id: str, fields: dict[str, str] | None) -> None:
         raise NotImplementedError
 
+    async def _read(self, entry_id: str, fields: dict[str, str] | None,
+                    kind: type[M]) -> tuple[M, Delivery] | None:
+        """The entry's message and delivery; None once an entry without them is dealt with
+        (acknowledged when empty, dead-lettered when malformed)."""
+        if not fields:  # trimmed or deleted while pending: nothing left to do
+            await self.store.redis.xack(self.stream, self.group, entry_id)
+            return None
+        try:
+            message = msgspec.convert(fields, kind, strict=False)
+        except msgspec.ValidationError as exc:
+            await self._dead_letter_malformed(entry_id, fields, str(exc))
+            return None
+        return message, Delivery(self.stage.name, self.group, self.consumer, entry_id,
+                                 message.job_id, message.run, self.lane)
+
     async def _dead_letter_malformed(self, entry_id: str, fields: dict[str, str],
                                      error: str) -> None:
         log.error("malformed entry %s dead-lettered: %s", entry_id, error)
@@ -319,17 +335,10 @@ class Worker(Consumer):
     # -- one entry ------------------------------------------------------------------------
 
     async def _handle(self, entry_id: str, fields: dict[str, str] | None) -> None:
-        redis = self.store.redis
-        if not fields:  # trimmed or deleted while pending: nothing left to do
-            await redis.xack(self.stream, self.group, entry_id)
+        read = await self._read(entry_id, fields, StreamMessage)
+        if read is None:
             return
-        try:
-            message = msgspec.convert(fields, StreamMessage, strict=False)
-        except msgspec.ValidationError as exc:
-            await self._dead_letter_malformed(entry_id, fields, str(exc))
-            return
-        d = Delivery(self.stage.name, self.group, self.consumer, entry_id, message.job_id,
-                     message.run, self.lane)
+        message, d = read
         jlog = job_log(log, d.job_id, d.stage)
         deliveries = message.attempts + await self._deliveries(entry_id)
         if deliveries > self.settings.max_deliveries:
@@ -470,23 +479,17 @@ class ObserverWorker(Consumer):
     stage: Observer[Any]
 
     async def _handle(self, entry_id: str, fields: dict[str, str] | None) -> None:
-        if not fields:  # trimmed or deleted while pending: nothing left to do
-            await self.store.redis.xack(self.stream, self.group, entry_id)
+        read = await self._read(entry_id, fields, EventMessage)
+        if read is None:
             return
-        try:
-            message = msgspec.convert(fields, EventMessage, strict=False)
-        except msgspec.ValidationError as exc:
-            await self._dead_letter_malformed(entry_id, fields, str(exc))
-            return
-        d = Delivery(self.stage.name, self.group, self.consumer, entry_id, message.job_id,
-                     message.run, self.lane)
+        message, d = read
         jlog = job_log(log, d.job_id, d.stage)
         deliveries = await self._deliveries(entry_id)
         if deliveries > self.settings.max_deliveries:
             reason = (f"gave up on attempt {message.attempt} after {deliveries - 1} "
                       "deliveries: the worker died or stalled each time")
             jlog.error("dead-lettered: %s", reason)
-            record: dict[Any, Any] = {**fields, "entry_id": entry_id, "reason": reason}
+            record: dict[Any, Any] = {**(fields or {}), "entry_id": entry_id, "reason": reason}
             await self.store.redis.xadd(self.store.keys.dead_letters(d.stage), record)
             await self._commit(lambda: self.store.observed(d, message, StageStatus.FAILED,
                                                            error=reason))
