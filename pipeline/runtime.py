@@ -51,7 +51,7 @@ from pipeline import allocator, janitor, metrics
 from pipeline.connection import CONNECTION_ERRORS, MAYBE_OUTAGE, Backoff, is_outage
 from pipeline.errors import JobGone, OwnershipLost, PermanentError, RetryLater, TransientError
 from pipeline.keys import LIVE
-from pipeline.logs import job_context, job_log
+from pipeline.logs import adopt_stray_loggers, job_context, job_log
 from pipeline.settings import Settings
 from pipeline.stage import EventContext, JobContext, Observer, Stage
 from pipeline.store import Delivery, JobStore, Outcome
@@ -141,6 +141,8 @@ class Consumer:
 
     async def run(self) -> None:
         await asyncio.to_thread(self.stage.setup, self.settings)
+        # The libraries the setup loaded may have given their loggers handlers of their own.
+        adopt_stray_loggers()
         log.info("%s worker %s ready (group %s)", self.stage.name, self.consumer, self.group)
         while not self._stopping:
             try:
