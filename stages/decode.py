@@ -58,9 +58,17 @@ def download(ctx: Context) -> None:
     settings = ctx.settings
     ctx.progress(0.0, "downloading")
     ctx.log.info("downloading %s", shown_url(url))
+
+    def report(done: int, total: int | None) -> None:
+        # Progress of decoding proper starts after the download: this only says what
+        # happens, and lets a cancelled job stop (JobGone) in the middle of a download.
+        of = f" of {total / 1e6:.1f}" if total else ""
+        ctx.progress(0.0, f"downloaded {done / 1e6:.1f}{of} MB")
+
     size = fetch.download(url, ctx.files.input, max_bytes=settings.max_upload_bytes,
                           timeout=settings.fetch_timeout_seconds,
-                          resolver=fetch.policy(settings.allow_private_urls))
+                          resolver=fetch.policy(settings.allow_private_urls),
+                          progress=report)
     ctx.log.info("downloaded %d bytes", size)
 
 

@@ -29,6 +29,13 @@ USER_AGENT = "stt-pipeline-fetch/1"
 
 #: Checks a URL against the address policy and says where to connect.
 Resolver = Callable[[str], Target]
+#: Told the bytes downloaded so far and how many the origin announced (None: unknown) after
+#: every piece; may raise to stop the download (a cancelled job's JobGone).
+Progress = Callable[[int, int | None], None]
+
+
+def _quiet(done: int, total: int | None) -> None:
+    pass
 
 
 def is_url(name: str | None) -> bool:
@@ -43,7 +50,7 @@ def policy(allow_private: bool) -> Resolver:
 
 
 def download(url: str, path: Path, *, max_bytes: int, timeout: float,
-             resolver: Resolver) -> int:
+             resolver: Resolver, progress: Progress = _quiet) -> int:
     """Download ``url`` into ``path``; the number of bytes.
 
     ``resolver`` checks every hop (the URL, then each redirect) and says where to connect:
@@ -59,7 +66,7 @@ def download(url: str, path: Path, *, max_bytes: int, timeout: float,
     """
     partial = path.with_name(path.name + ".part")
     try:
-        size = _follow(url, partial, max_bytes, timeout, resolver)
+        size = _follow(url, partial, max_bytes, timeout, resolver, progress)
         os.replace(partial, path)
     except BaseException:
         partial.unlink(missing_ok=True)
@@ -68,7 +75,7 @@ def download(url: str, path: Path, *, max_bytes: int, timeout: float,
 
 
 def _follow(url: str, partial: Path, max_bytes: int, timeout: float,
-            resolver: Resolver) -> int:
+            resolver: Resolver, progress: Progress) -> int:
     for hop in range(MAX_REDIRECTS + 1):
         try:
             plain_url(url)
@@ -92,7 +99,7 @@ def _follow(url: str, partial: Path, max_bytes: int, timeout: float,
                 url = urljoin(url, location.strip())
                 continue
             _check_status(response.status, response.reason, where)
-            return _save(response, partial, max_bytes, where)
+            return _save(response, partial, max_bytes, where, progress)
         except TimeoutError:
             raise TransientError(f"{where}: the origin sent nothing for {timeout:g} s "
                                  "(FETCH_TIMEOUT_SECONDS)") from None
@@ -119,7 +126,7 @@ def too_large(max_bytes: int) -> PermanentError:
 
 
 def _save(response: http.client.HTTPResponse, partial: Path, max_bytes: int,
-          where: str) -> int:
+          where: str, progress: Progress) -> int:
     declared = response.getheader("content-length")
     expected = int(declared) if declared and declared.strip().isdigit() else None
     if expected is not None and expected > max_bytes:
@@ -131,6 +138,7 @@ def _save(response: http.client.HTTPResponse, partial: Path, max_bytes: int,
             if written > max_bytes:
                 raise too_large(max_bytes)
             out.write(chunk)
+            progress(written, expected)
     if expected is not None and written < expected:
         raise TransientError(f"{where}: the download ended after {written} of {expected} "
                              "bytes")

@@ -192,6 +192,17 @@ async def test_the_duration_limit_holds_for_a_download(redis: Redis,
     assert view["status"] == "failed" and "longer than" in view["error"]
 
 
+async def test_the_job_limit_of_transcribe_holds_for_a_download(redis: Redis,
+                                                                settings: Settings) -> None:
+    config = private(settings, sync_max_seconds=1.0)
+    store = JobStore(redis, config, TABLE)
+    with origin() as server:
+        async with serve(config) as client, running_workers(store, STAGES):
+            response = await submit_url(client, server.url(), "/transcribe")
+    assert response.status_code == 422, response.text
+    assert "longer than this job's limit of 1 s" in response.text
+
+
 # -- the address policy ---------------------------------------------------------------
 
 #: Spellings of refused addresses, ``{port}`` the canary's: refused at submission (400).
