@@ -5,6 +5,7 @@ refused and a canary server sees no request."""
 
 from __future__ import annotations
 
+import logging
 import threading
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -133,12 +134,17 @@ async def run_job(redis: Redis, settings: Settings, url: str) -> tuple[dict[str,
 # -- jobs -----------------------------------------------------------------------------
 
 
-async def test_a_url_job_downloads_decodes_and_completes(redis: Redis,
-                                                         settings: Settings) -> None:
+async def test_a_url_job_downloads_decodes_and_completes(
+        redis: Redis, settings: Settings, caplog: pytest.LogCaptureFixture) -> None:
+    caplog.set_level(logging.INFO)
     with origin() as server:
         url = server.url("/talk.wav?X-Signature=s3cr3t")
         view, folder = await run_job(redis, private(settings), url)
         assert server.got() == ["/talk.wav?X-Signature=s3cr3t"]
+    # Logged where it came from, never the query (a signed URL's token).
+    assert any(f"downloading http://127.0.0.1:{server.port}/talk.wav" in r.getMessage()
+               for r in caplog.records)
+    assert not any("s3cr3t" in r.getMessage() for r in caplog.records)
     assert view["status"] == "completed", view["error"]
     assert view["input_name"] == url  # where the audio came from
     store = JobStore(redis, settings, TABLE)
@@ -326,3 +332,18 @@ async def test_stt_submit_url(redis: Redis, settings: Settings) -> None:
         assert server.got() == ["/talk.wav"]
     assert "Hello there." in out
     assert view["status"] == "completed" and view["input_name"] == server.url()
+
+
+async def test_an_idempotency_key_repeats_a_url_job(settings: Settings) -> None:
+    async with serve(settings) as client:
+        headers = {"Idempotency-Key": "url-1"}
+
+        async def post(url: str) -> httpx.Response:
+            return await client.post("/jobs", files={"url": (None, url)}, headers=headers)
+
+        first = await post("https://example.com/a.mp3")
+        again = await post("https://example.com/a.mp3")
+        other = await post("https://example.com/b.mp3")
+    assert first.status_code == again.status_code == 202, first.text
+    assert first.json()["job_id"] == again.json()["job_id"]
+    assert other.status_code == 422, other.text
