@@ -263,18 +263,18 @@ def run_client(args: argparse.Namespace) -> int:
 def _submit(client: api.Client, args: argparse.Namespace) -> int:
     if args.file.startswith(("http://", "https://")):
         job_id = client.submit_url(args.file, _form(chosen_options(args)))
-        api.err.print(f"job {job_id}")
-        return api.finish(client, job_id, args.wait, args.format, args.output)
-    path = Path(args.file)
-    if not path.is_file():
-        what = "is a folder, not a file" if path.is_dir() else "does not exist"
-        print(f"stt: {path} {what}; give the audio file to upload", file=sys.stderr)
-        return 2
-    try:
-        job_id = client.submit(path, _form(chosen_options(args)))
-    except PermissionError as exc:
-        print(f"stt: cannot read {path}: {exc.strerror}", file=sys.stderr)
-        return 2
+    else:
+        path = Path(args.file)
+        if not path.is_file():
+            what = "is a folder, not a file" if path.is_dir() else "does not exist"
+            print(f"stt: {path} {what}; give the audio file to upload, or its http(s) URL",
+                  file=sys.stderr)
+            return 2
+        try:
+            job_id = client.submit(path, _form(chosen_options(args)))
+        except PermissionError as exc:
+            print(f"stt: cannot read {path}: {exc.strerror}", file=sys.stderr)
+            return 2
     api.err.print(f"job {job_id}")
     return api.finish(client, job_id, args.wait, args.format, args.output)
 
