@@ -171,6 +171,7 @@ def shown_url(url: str) -> str:
     port = f":{parts.port}" if parts.port else ""
     return f"{parts.scheme}://{host}{port}{parts.path or '/'}"
 
+
 class _Pinned(http.client.HTTPConnection):
     """A connection to the checked address, whatever the name resolves to now."""
 
