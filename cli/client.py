@@ -63,6 +63,12 @@ class Client:
         job_id: str = response.json()["job_id"]
         return job_id
 
+    def submit_url(self, url: str, options: dict[str, str]) -> str:
+        """A job for the audio at ``url``, which the service downloads."""
+        response = checked(self.http.post("/jobs", files={"url": (None, url)}, data=options))
+        job_id: str = response.json()["job_id"]
+        return job_id
+
     def status(self, job_id: str, wait: int = 0) -> dict[str, Any]:
         params = {"wait": wait} if wait else {}
         job: dict[str, Any] = checked(self.http.get(f"/jobs/{job_id}", params=params)).json()

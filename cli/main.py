@@ -157,7 +157,8 @@ def parser() -> argparse.ArgumentParser:
 
     url = os.environ.get("STT_URL") or DEFAULT_URL
     commands: list[tuple[str, str, type[Help]]] = [
-        ("submit", "upload a file and (with --wait) print its transcript", SubmitHelp),
+        ("submit", "upload a file, or give a URL to fetch it from, and (with --wait) print "
+                   "its transcript", SubmitHelp),
         ("status", "show a job's status: a bar per stage, times, error", Help),
         ("result", "print a finished job's result", Help),
         ("list", "list recent jobs, newest first", Help),
@@ -171,7 +172,8 @@ def parser() -> argparse.ArgumentParser:
         c.add_argument("--api-key", help="API key, when the service requires one (default: "
                        "env STT_API_KEY)")
         if name == "submit":
-            c.add_argument("file", type=Path, help="the audio (or video) file")
+            c.add_argument("file", help="the audio (or video) file, or its http(s) URL, "
+                           "which the service downloads")
             c.add_argument("--wait", action="store_true", help="follow progress, then print "
                            "the result")
             add_option_flags(c)
@@ -259,16 +261,20 @@ def run_client(args: argparse.Namespace) -> int:
 
 
 def _submit(client: api.Client, args: argparse.Namespace) -> int:
-    path: Path = args.file
-    if not path.is_file():
-        what = "is a folder, not a file" if path.is_dir() else "does not exist"
-        print(f"stt: {path} {what}; give the audio file to upload", file=sys.stderr)
-        return 2
-    try:
-        job_id = client.submit(path, _form(chosen_options(args)))
-    except PermissionError as exc:
-        print(f"stt: cannot read {path}: {exc.strerror}", file=sys.stderr)
-        return 2
+    if args.file.startswith(("http://", "https://")):
+        job_id = client.submit_url(args.file, _form(chosen_options(args)))
+    else:
+        path = Path(args.file)
+        if not path.is_file():
+            what = "is a folder, not a file" if path.is_dir() else "does not exist"
+            print(f"stt: {path} {what}; give the audio file to upload, or its http(s) URL",
+                  file=sys.stderr)
+            return 2
+        try:
+            job_id = client.submit(path, _form(chosen_options(args)))
+        except PermissionError as exc:
+            print(f"stt: cannot read {path}: {exc.strerror}", file=sys.stderr)
+            return 2
     api.err.print(f"job {job_id}")
     return api.finish(client, job_id, args.wait, args.format, args.output)
 

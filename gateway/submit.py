@@ -15,7 +15,7 @@ from litestar import Request
 
 from gateway.uploads import Upload, receive_upload
 from pipeline import metrics
-from pipeline.addresses import resolve
+from pipeline.addresses import precheck, resolve, shown_url
 from pipeline.errors import (
     AddressRefused,
     BadRequest,
@@ -61,10 +61,21 @@ async def check_runnable(options: JobOptions, settings: Settings) -> None:
 
 
 def fingerprint(upload: Upload, options: JobOptions) -> str:
-    """What makes two requests the same for an Idempotency-Key: the audio and the options
-    (not the file's name)."""
-    return hashlib.sha256(f"{upload.sha256}\0".encode() + msgspec.json.encode(options)
+    """What makes two requests the same for an Idempotency-Key: the audio (its URL, for
+    audio by URL) and the options (not the file's name)."""
+    audio = upload.sha256 if upload.url is None else f"url {upload.url}"
+    return hashlib.sha256(f"{audio}\0".encode() + msgspec.json.encode(options)
                           ).hexdigest()
+
+
+def check_url(url: str, settings: Settings) -> None:
+    """Refuse at once an audio URL that can never be fetched: not http(s), with a user name
+    or password, or a host spelled as a refused address. A host name is resolved and
+    checked by the decode stage, which downloads it (the gateway does not)."""
+    try:
+        precheck(url, allow_private=settings.allow_private_urls)
+    except AddressRefused as exc:
+        raise BadRequest(f"invalid url '{shown_url(url)}': {exc}", field="url") from None
 
 
 async def check_callback(url: str | None, settings: Settings) -> None:
@@ -107,7 +118,9 @@ async def submit(request: Request[Any, Any, Any], store: JobStore, settings: Set
                  owner: str | None, max_seconds: float, too_long: str,
                  parse: Callable[[Upload], JobOptions] | None = None,
                  fields: Collection[str] = JobOptions.__struct_fields__) -> Submitted:
-    """Receive, check and store the upload, then create and queue its job.
+    """Receive, check and store the upload, then create and queue its job. With a ``url``
+    instead of a file, the job is created at once and its decode stage downloads the audio
+    (the duration limit ``max_seconds`` holds there).
 
     ``max_seconds`` is the longest audio accepted; ``too_long`` tells the client what to do
     with longer audio. ``parse`` reads the job's options from the form's ``fields`` (the
@@ -121,19 +134,24 @@ async def submit(request: Request[Any, Any, Any], store: JobStore, settings: Set
     upload = await receive_upload(request, settings.jobs_path, settings.max_upload_bytes, fields,
                                   digest=idempotency_key is not None)
     try:
+        if upload.url is not None:
+            check_url(upload.url, settings)
         options = parse(upload) if parse else parse_options(upload.fields)
         await check_runnable(options, settings)
         await check_callback(options.callback_url, settings)
-        await _check_audio(upload, max_seconds, too_long)
+        if upload.url is None:
+            await _check_audio(upload, max_seconds, too_long)
         job_id = new_job_id()
         files = store.files(job_id)
         files.create()
-        os.replace(upload.path, files.input)
+        if upload.url is None:
+            os.replace(upload.path, files.input)
     finally:
         upload.path.unlink(missing_ok=True)
     try:
+        # A URL job's input_name is its URL: the decode stage downloads it from there.
         existing, created = await store.create(
-            job_id, options, input_name=upload.filename, owner=owner,
+            job_id, options, input_name=upload.url or upload.filename, owner=owner,
             idempotency_key=idempotency_key,
             fingerprint=fingerprint(upload, options) if idempotency_key else "",
             max_seconds=max_seconds)
@@ -142,7 +160,10 @@ async def submit(request: Request[Any, Any, Any], store: JobStore, settings: Set
         raise
     if created:
         await metrics.record(store, metrics.JOBS_CREATED.inc())
-        log.info("job=%s queued: %s (%d bytes)", job_id, upload.filename, upload.size)
+        if upload.url is None:
+            log.info("job=%s queued: %s (%d bytes)", job_id, upload.filename, upload.size)
+        else:
+            log.info("job=%s queued: %s, to download", job_id, shown_url(upload.url))
     else:
         files.remove()
         log.info("job=%s repeated upload (Idempotency-Key) discarded", existing)

@@ -29,6 +29,9 @@ FORM_OVERHEAD = 64 * 1024
 _MAX_FIELD_BYTES = 1024
 _MAX_PARTS = 16
 FILE_FIELD = "file"
+#: The field that names the audio by URL instead (downloaded by the decode stage).
+URL_FIELD = "url"
+_MAX_URL_BYTES = 4096
 
 
 @dataclass
@@ -40,6 +43,7 @@ class Upload:
     #: Every value of each field, in order: a form repeats a list's name (``name[]``).
     values: dict[str, list[str]] = field(default_factory=dict)
     sha256: str | None = None  # of the file's bytes, when asked for
+    url: str | None = None  # the audio's URL, sent instead of a file (nothing at path)
 
 
 def display_name(raw: str | None) -> str | None:
@@ -60,7 +64,8 @@ def _boundary(request: Request[Any, Any, Any]) -> str:
     media_type, params = request.content_type
     if media_type != "multipart/form-data" or not params.get("boundary"):
         raise UnsupportedMedia("send the audio as multipart/form-data with the file in the "
-                               f"field '{FILE_FIELD}' (e.g. curl -F file=@audio.wav)")
+                               f"field '{FILE_FIELD}' (e.g. curl -F file=@audio.wav) or its "
+                               f"URL in the field '{URL_FIELD}'")
     return params["boundary"]
 
 
@@ -74,9 +79,10 @@ def _check_part(part: MultipartSegment, seen: set[str], accepted: Collection[str
     if part.filename is not None and name != FILE_FIELD:
         raise BadRequest(f"the audio goes in the form field '{FILE_FIELD}', not "
                          f"{shown(name)} (e.g. curl -F file=@audio.wav)", field=name)
-    if name != FILE_FIELD and name not in accepted:
+    if name not in (FILE_FIELD, URL_FIELD) and name not in accepted:
         raise BadRequest(f"unknown form field {shown(name)}; the fields are "
-                         f"'{FILE_FIELD}' (the audio) and the options "
+                         f"'{FILE_FIELD}' (the audio) or '{URL_FIELD}' (its URL), and the "
+                         "options "
                          + ", ".join(accepted), field=name)
     # A list's name (``name[]``) repeats by convention, once per item.
     if name in seen and not name.endswith("[]"):
@@ -90,7 +96,8 @@ async def receive_upload(request: Request[Any, Any, Any], jobs_path: Path,
                          digest: bool = False) -> Upload:
     """Stream the request's multipart body; the file part goes to a temp file (its
     SHA-256 in ``Upload.sha256`` with ``digest``), the fields named in ``accepted`` to
-    ``Upload.fields``.
+    ``Upload.fields``. Instead of the file, the form may give the audio's URL in ``url``
+    (``Upload.url``; exactly one of the two).
 
     Raises 413 as soon as the file passes ``max_bytes`` (or Content-Length says it will),
     400 on a malformed form: a part without a name, a field sent twice, a file in another
@@ -140,10 +147,12 @@ async def receive_upload(request: Request[Any, Any, Any], jobs_path: Path,
                             hasher.update(event)
                     else:
                         value += event
-                        if len(value) > _MAX_FIELD_BYTES:
+                        limit = (_MAX_URL_BYTES if part is not None and part.name == URL_FIELD
+                                 else _MAX_FIELD_BYTES)
+                        if len(value) > limit:
                             name = part.name if part else "?"
                             raise BadRequest(f"form field {shown(name)} is longer than "
-                                             f"{_MAX_FIELD_BYTES} bytes", field=name)
+                                             f"{limit} bytes", field=name)
             if not parser.closed:
                 raise BadRequest("the multipart body ended early; send the whole form")
     except MultipartError as exc:
@@ -156,10 +165,16 @@ async def receive_upload(request: Request[Any, Any, Any], jobs_path: Path,
     finally:
         if sink is not None:
             sink.close()
-    if FILE_FIELD not in seen:
+    upload.url = upload.fields.pop(URL_FIELD, "").strip() or None
+    upload.values.pop(URL_FIELD, None)
+    if (FILE_FIELD in seen) == (upload.url is not None):
         path.unlink(missing_ok=True)
-        raise BadRequest(f"no file: send the audio in the multipart field '{FILE_FIELD}' "
-                         "(e.g. curl -F file=@audio.wav)", field=FILE_FIELD)
+        both = FILE_FIELD in seen
+        raise BadRequest(("both a file and a url: send" if both else "no audio: send")
+                         + f" either the audio in the multipart field '{FILE_FIELD}' "
+                         f"(curl -F file=@audio.wav) or its http(s) URL in the field "
+                         f"'{URL_FIELD}' (curl -F url=https://example.com/audio.mp3)"
+                         + (", not both" if both else ""), field=FILE_FIELD)
     if hasher is not None:
         upload.sha256 = hasher.hexdigest()
     return upload

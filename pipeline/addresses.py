@@ -14,8 +14,10 @@ elsewhere. IPv4 in the legacy spellings the C library accepts (``2130706433``,
 
 from __future__ import annotations
 
+import http.client
 import ipaddress
 import socket
+import ssl
 from dataclasses import dataclass
 from urllib.parse import SplitResult, urlsplit
 
@@ -132,3 +134,70 @@ def resolve(url: str, *, allow_private: bool = False) -> Target:
         path += "?" + parts.query
     return Target(scheme=parts.scheme, host=host, port=port, address=str(addresses[0]),
                   path=path)
+
+
+def plain_url(url: str) -> SplitResult:
+    """As :func:`parse_url`, and refusing a URL that carries a user name or password
+    (which would be stored, shown and sent along where the URL is)."""
+    parts = parse_url(url)
+    if parts.username is not None or parts.password is not None:
+        raise AddressRefused("the URL must carry no user name or password; use a signed "
+                             "URL (a token in its query) instead")
+    return parts
+
+
+def precheck(url: str, *, allow_private: bool = False) -> SplitResult:
+    """What can be refused without resolving a name: the URL (:func:`plain_url`) and a host
+    spelled as a refused address. A name is checked by :func:`resolve` when it is used."""
+    parts = plain_url(url)
+    found = literal(parts.hostname or "")
+    if found is not None and not allow_private:
+        reason = refusal(found)
+        if reason is not None:
+            raise AddressRefused(f"refused: {found} is {reason}; set ALLOW_PRIVATE_URLS=true "
+                                 "to allow such addresses")
+    return parts
+
+
+def shown_url(url: str) -> str:
+    """A URL as messages and logs show it: scheme, host, port and path, never its query
+    (a signed URL's token) nor a user name or password."""
+    try:
+        parts = parse_url(url)
+    except AddressRefused:
+        return "(not an http(s) URL)"
+    host = parts.hostname or ""
+    host = f"[{host}]" if ":" in host else host
+    port = f":{parts.port}" if parts.port else ""
+    return f"{parts.scheme}://{host}{port}{parts.path or '/'}"
+
+
+class _Pinned(http.client.HTTPConnection):
+    """A connection to the checked address, whatever the name resolves to now."""
+
+    def __init__(self, target: Target, timeout: float) -> None:
+        super().__init__(target.host, target.port, timeout=timeout)
+        self.address = target.address
+
+    def connect(self) -> None:
+        self.sock = socket.create_connection((self.address, self.port), self.timeout)
+
+
+class _PinnedTLS(http.client.HTTPSConnection):
+    """As :class:`_Pinned`, over TLS: the certificate is checked against the host name."""
+
+    def __init__(self, target: Target, timeout: float) -> None:
+        self.tls = ssl.create_default_context()
+        super().__init__(target.host, target.port, timeout=timeout, context=self.tls)
+        self.address = target.address
+
+    def connect(self) -> None:
+        sock = socket.create_connection((self.address, self.port), self.timeout)
+        self.sock = self.tls.wrap_socket(sock, server_hostname=self.host)
+
+
+def connection(target: Target, timeout: float) -> http.client.HTTPConnection:
+    """An HTTP(S) connection to the checked target's address (never to its name again),
+    sending its host name as the Host header and, over TLS, as the server name the
+    certificate is checked against. ``timeout`` bounds connecting and each read."""
+    return (_PinnedTLS if target.scheme == "https" else _Pinned)(target, timeout)

@@ -1,4 +1,5 @@
-"""The decode stage: any allowed upload -> the decoded audio (see stages.artifacts)."""
+"""The decode stage: any allowed upload, or the audio at a job's URL, -> the decoded audio
+(see stages.artifacts)."""
 
 from __future__ import annotations
 
@@ -8,8 +9,9 @@ from pathlib import Path
 
 import av
 
+from pipeline.addresses import shown_url
 from pipeline.errors import PermanentError
-from stages import media
+from stages import fetch, media
 from stages.artifacts import CHANNELS, SAMPLE_RATE, SAMPLE_WIDTH
 from stages.table import Context, SpeechStage
 
@@ -24,6 +26,8 @@ class DecodeStage(SpeechStage):
     name = "decode"
 
     def process(self, ctx: Context) -> None:
+        if fetch.is_url(ctx.job.input_name) and not ctx.files.input.exists():
+            download(ctx)
         # The job's own limit (POST /transcribe's SYNC_MAX_SECONDS) holds like the service's:
         # on the audio decoded, not only on what the header claims, which may lie.
         limit = ctx.settings.max_audio_seconds
@@ -44,6 +48,28 @@ class DecodeStage(SpeechStage):
         os.replace(partial, ctx.files.audio)
         ctx.log.info("decoded %.1f s of audio", seconds)
         ctx.progress(1.0, f"decoded {seconds:.0f} s")
+
+
+def download(ctx: Context) -> None:
+    """Fetch the job's URL into its input file, as an upload would have put it there: the
+    same size limit, and the duration limits hold when it is decoded. Once complete, the
+    file stays: a redelivered job or a rerun decodes it without downloading again."""
+    url = ctx.job.input_name or ""
+    settings = ctx.settings
+    ctx.progress(0.0, "downloading")
+    ctx.log.info("downloading %s", shown_url(url))
+
+    def report(done: int, total: int | None) -> None:
+        # Progress of decoding proper starts after the download: this only says what
+        # happens, and lets a cancelled job stop (JobGone) in the middle of a download.
+        of = f" of {total / 1e6:.1f}" if total else ""
+        ctx.progress(0.0, f"downloaded {done / 1e6:.1f}{of} MB")
+
+    size = fetch.download(url, ctx.files.input, max_bytes=settings.max_upload_bytes,
+                          timeout=settings.fetch_timeout_seconds,
+                          resolver=fetch.policy(settings.allow_private_urls),
+                          progress=report)
+    ctx.log.info("downloaded %d bytes", size)
 
 
 def decode_to_wav(source: Path, target: Path, max_seconds: float, ctx: Context,

@@ -24,14 +24,13 @@ import hmac
 import http.client
 import random
 import socket
-import ssl
 import threading
 import time
 from urllib.parse import urlsplit
 
 import msgspec
 
-from pipeline.addresses import Target, resolve
+from pipeline.addresses import Target, connection, resolve
 from pipeline.errors import PermanentError, RetryLater, TransientError
 from pipeline.stage import EventContext, Observer
 from pipeline.types import COMPLETED, FAILED, EventMessage
@@ -95,35 +94,10 @@ def backoff(attempt: int, settings: Settings) -> float:
     return nominal_backoff(attempt, settings) * random.uniform(0.75, 1.25)
 
 
-class _Pinned(http.client.HTTPConnection):
-    """A connection to the checked address, whatever the name resolves to now."""
-
-    def __init__(self, target: Target, timeout: float) -> None:
-        super().__init__(target.host, target.port, timeout=timeout)
-        self.address = target.address
-
-    def connect(self) -> None:
-        self.sock = socket.create_connection((self.address, self.port), self.timeout)
-
-
-class _PinnedTLS(http.client.HTTPSConnection):
-    """As :class:`_Pinned`, over TLS: the certificate is checked against the host name."""
-
-    def __init__(self, target: Target, timeout: float) -> None:
-        self.tls = ssl.create_default_context()
-        super().__init__(target.host, target.port, timeout=timeout, context=self.tls)
-        self.address = target.address
-
-    def connect(self) -> None:
-        sock = socket.create_connection((self.address, self.port), self.timeout)
-        self.sock = self.tls.wrap_socket(sock, server_hostname=self.host)
-
-
 def post(target: Target, body: bytes, headers: dict[str, str], timeout: float) -> int:
     """POST ``body`` to the checked target; the answer's status. The whole attempt takes at
     most ``timeout`` seconds: a receiver that answers slowly, byte by byte, is cut off."""
-    cls = _PinnedTLS if target.scheme == "https" else _Pinned
-    conn = cls(target, timeout)
+    conn = connection(target, timeout)
     expired = threading.Event()
 
     def cut_off() -> None:

@@ -76,9 +76,14 @@ class Settings(core.Settings, frozen=True, kw_only=True, forbid_unknown_fields=T
 
     # -- outbound requests and webhooks ------------------------------------------------
     allow_private_urls: Annotated[bool, doc(
-        "Allow callback URLs on loopback, private, link-local and other non-public "
-        "addresses (tests, private deployments). Off: such URLs are refused (400), and so "
+        "Allow callback URLs and audio URLs (`url`) on loopback, private, link-local and "
+        "other non-public addresses (tests, private deployments). Off: such URLs are "
+        "refused (400, or the job fails when a name or a redirect leads there), and so "
         "are cloud metadata addresses.")] = False
+    fetch_timeout_seconds: Annotated[float, doc(
+        "Longest the decode stage waits for an audio URL's origin to connect, to answer, "
+        "and for each further piece of the download; a slower origin fails the attempt "
+        "(retried like other failed attempts).", gt=0, le=600)] = 30.0
     webhook_secret: Annotated[str | None, doc(
         "Key the webhook events are signed with (Standard Webhooks), as `whsec_` and the "
         "key in base64; receivers verify with the same value. Unset: callback_url is "

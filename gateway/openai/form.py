@@ -19,10 +19,11 @@ RESPONSE_FORMATS: tuple[ResponseFormat, ...] = get_args(ResponseFormat)
 Task = Literal["transcribe", "translate"]
 GRANULARITIES = ("word", "segment")
 
-#: The form fields accepted (besides `file`). `keywords[]` (OpenAI's hints for its newer
-#: models) become the job's hotwords; `chunking_strategy` is accepted and has no effect:
-#: speech detection always chooses the chunks. A `chunking_strategy` object arrives as
-#: `chunking_strategy[type]`, `chunking_strategy[threshold]`, ...
+#: The form fields accepted (besides `file`, or `url` instead: the audio's http(s) URL,
+#: downloaded by the decode stage: an extension of OpenAI's form). `keywords[]` (OpenAI's
+#: hints for its newer models) become the job's hotwords; `chunking_strategy` is accepted
+#: and has no effect: speech detection always chooses the chunks. A `chunking_strategy`
+#: object arrives as `chunking_strategy[type]`, `chunking_strategy[threshold]`, ...
 FIELDS = ("model", "language", "prompt", "temperature", "response_format",
           "timestamp_granularities[]", "keywords[]", "chunking_strategy", "stream",
           *(f"chunking_strategy[{key}]" for key in (
