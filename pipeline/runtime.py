@@ -313,7 +313,9 @@ class Consumer:
             keep_from = min(keep_from, parse_id(group["last-delivered-id"]))
             if group["pending"]:
                 summary = await redis.xpending(self.stream, group["name"])
-                keep_from = min(keep_from, parse_id(summary["min"]))
+                # None when the last pending entry was acknowledged meanwhile.
+                if summary["min"] is not None:
+                    keep_from = min(keep_from, parse_id(summary["min"]))
         await redis.xtrim(self.stream, minid=format_id(keep_from), approximate=False)
 
     async def _forget_dead_consumers(self) -> None:

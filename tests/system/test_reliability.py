@@ -31,6 +31,7 @@ from stages.settings import Settings
 from stages.table import STAGES, TABLE
 from tests.support.audio import silent_wav
 from tests.support.media_gen import encode, tone
+from tests.support.option_stages import models_dir
 from tests.support.workers import REPO, spawn_worker, until
 from tests.system.conftest import OPTION_STAGES, Service, submit
 
@@ -216,7 +217,8 @@ async def test_stt_up_restarts_its_killed_server_and_jobs_resume(tmp_path: Path)
     jobs = tmp_path / "jobs"
     folder = server_dir(jobs)
     port = free_port()
-    env = {**os.environ, "JOBS_DIR": str(jobs), "PORT": str(port), "PYTHONPATH": str(REPO)}
+    env = {**os.environ, "JOBS_DIR": str(jobs), "PORT": str(port), "PYTHONPATH": str(REPO),
+           "MODELS_DIR": str(models_dir(tmp_path))}  # the option stages' models
     env.pop("REDIS_URL", None)
     log = tmp_path / "up.log"
     # The gateway and the server only: the workers run the test stages, started here.
