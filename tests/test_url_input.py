@@ -10,7 +10,7 @@ import threading
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from http.server import BaseHTTPRequestHandler
 from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
@@ -31,6 +31,7 @@ from stages.table import TABLE
 from tests.support.audio import silent_wav
 from tests.support.gateway import finished, serve
 from tests.support.option_stages import GATEWAY_STAGES
+from tests.support.receiver import local_server
 from tests.support.workers import running_workers
 from tests.test_cli import stt
 
@@ -95,19 +96,9 @@ def origin(routes: dict[str, Route] | None = None,
         def log_message(self, format: str, *args: object) -> None:  # noqa: A002
             pass
 
-    server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-    server.daemon_threads = True
-    served = Origin(server.server_address[1], routes or {"/talk.wav": Route(body=AUDIO)},
-                    hold)
-    thread = threading.Thread(target=server.serve_forever, daemon=True)
-    thread.start()
-    try:
+    with local_server(Handler, hold) as port:
+        served = Origin(port, routes or {"/talk.wav": Route(body=AUDIO)}, hold)
         yield served
-    finally:
-        if hold is not None:
-            hold.set()
-        server.shutdown()
-        server.server_close()
 
 
 def private(settings: Settings, **overrides: Any) -> Settings:

@@ -87,13 +87,22 @@ def receiving(fail_first: int = 0, fail_status: int = 500, location: str | None 
         def log_message(self, format: str, *args: object) -> None:  # noqa: A002
             pass
 
-    server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+    with local_server(Handler, hold) as port:
+        receiver = Receiver(port, fail_first, fail_status, location, hold)
+        yield receiver
+
+
+@contextmanager
+def local_server(handler: type[BaseHTTPRequestHandler],
+                 hold: threading.Event | None = None) -> Iterator[int]:
+    """``handler`` served in a thread on a free port of 127.0.0.1 (yielded) until the block
+    ends; then ``hold`` is set, so that no request held by it keeps the server up."""
+    server = ThreadingHTTPServer(("127.0.0.1", 0), handler)
     server.daemon_threads = True
-    receiver = Receiver(server.server_address[1], fail_first, fail_status, location, hold)
     thread = threading.Thread(target=server.serve_forever, daemon=True)
     thread.start()
     try:
-        yield receiver
+        yield server.server_address[1]
     finally:
         if hold is not None:
             hold.set()
