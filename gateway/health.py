@@ -8,13 +8,14 @@ import contextlib
 import logging
 import shutil
 from pathlib import Path
+from typing import Any
 
 import msgspec
-from litestar import Response, get
+from litestar import Request, Response, get
 from redis.asyncio import Redis
 from redis.exceptions import ResponseError
 
-from gateway.auth import PUBLIC
+from gateway.auth import PUBLIC, is_admin
 from gateway.services import Services
 from gateway.streams import StageStats, stage_stats
 from pipeline.connection import CONNECTION_ERRORS, MAYBE_OUTAGE, is_outage
@@ -43,6 +44,12 @@ class Health(msgspec.Struct, frozen=True, kw_only=True):
     stages: dict[str, StageStats]
     problems: list[str]
     storage: Storage | None = None
+
+
+class Status(msgspec.Struct, frozen=True, kw_only=True):
+    """/health without an operator key while API keys are on: up or down, no details."""
+
+    status: str  # "ok" or "unavailable"
 
 
 def _free_bytes(path: Path) -> int:
@@ -87,8 +94,18 @@ def storage_problems(storage: Storage) -> list[str]:
 
 @get("/health", opt={PUBLIC: True}, summary="Redis, the disk and the stage workers",
      description="200 when Redis answers and can persist, JOBS_DIR has room and every "
-                 "stage has a live worker, else 503.")
-async def health(services: Services) -> Response[Health]:
+                 "stage has a live worker, else 503. With API_KEYS set, the details "
+                 "(stages, problems, storage) need a key of ADMIN_API_KEYS; without one "
+                 "the body is only the status.")
+async def health(request: Request[Any, Any, Any], services: Services) -> Response[Health | Status]:
+    report = await _check(services)
+    body: Health | Status = report.content
+    if not is_admin(services.settings, request.headers.get("authorization")):
+        body = Status(status=report.content.status)
+    return Response(body, status_code=report.status_code)
+
+
+async def _check(services: Services) -> Response[Health]:
     redis = services.store.redis
     stages: dict[str, StageStats] = {}
     problems: list[str] = []

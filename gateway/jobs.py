@@ -11,6 +11,7 @@ import msgspec
 from litestar import Request, Response, delete, get, post
 from litestar.params import Parameter
 
+from gateway.auth import same_owner
 from gateway.events import next_change, until_finished
 from gateway.formats import RENDERERS
 from gateway.models import (
@@ -26,6 +27,7 @@ from gateway.services import Services
 from gateway.submit import check_callback, check_runnable, parse_options, submit
 from pipeline import metrics
 from pipeline.errors import BadRequest, Conflict, Gone, JobFailed, NotFound
+from pipeline.files import valid_job_id
 from pipeline.store import JobStore, Outcome
 from pipeline.types import Job, Options
 from stages.options import JobOptions
@@ -49,6 +51,14 @@ def _not_found(job_id: str) -> NotFound:
 
 
 async def _find(store: JobStore, job_id: str, owner: str | None) -> Job[Options]:
+    if owner is not None:
+        # Only the owner is read, and compared in constant time, before the job itself: an
+        # unknown id and another key's job cost the same one command and comparison, so the
+        # time of the 404 does not tell whether the id exists.
+        stored: str | None = (await store.redis.hget(store.keys.job(job_id), "owner")  # type: ignore[assignment]
+                              if valid_job_id(job_id) else None)
+        if not same_owner(stored, owner):
+            raise _not_found(job_id)
     job = await store.get(job_id)
     if job is None or (owner is not None and job.owner != owner):
         raise _not_found(job_id)

@@ -24,6 +24,7 @@ from prometheus_client.core import (
 )
 from prometheus_client.registry import Collector
 
+from gateway.auth import ADMIN
 from gateway.health import Storage, storage_state
 from gateway.services import Services
 from gateway.streams import StageStats, stage_stats
@@ -130,7 +131,9 @@ class SnapshotCollector(Collector):
             yield family
 
 
-@get("/metrics", summary="Prometheus metrics", include_in_schema=True)
+@get("/metrics", opt={ADMIN: True}, summary="Prometheus metrics", include_in_schema=True,
+     description="With API_KEYS set, needs a key of ADMIN_API_KEYS: the figures are every "
+                 "key's.")
 async def metrics(services: Services) -> Response[bytes]:
     registry = CollectorRegistry(auto_describe=False)
     snap = await read_snapshot(services.store)

@@ -69,6 +69,24 @@ class Settings(core.Settings, frozen=True, kw_only=True, forbid_unknown_fields=T
         "Comma-separated API keys. Set: every endpoint but /health needs "
         "`Authorization: Bearer <key>` and a job is visible only to the key that made "
         "it.")] = ""
+    admin_api_keys: Annotated[str, doc(
+        "Comma-separated operator keys, needed with API_KEYS for /metrics and for /health's "
+        "details (stages, queues, storage): without one, /health answers only its status "
+        "(ok or unavailable, and 200 or 503). An operator key is not a job key: list it in "
+        "API_KEYS too to submit jobs with it. Needs API_KEYS (without them every endpoint "
+        "is open to anyone).")] = ""
+    header_timeout_seconds: Annotated[float, doc(
+        "Longest a client may take to send a request's headers, counted from when the "
+        "connection opens or the previous response ends; then the connection is closed. "
+        "Request bodies are not timed (a slow upload is not cut off): behind a reverse "
+        "proxy, bound them there (docs/troubleshooting.md).", gt=0, le=3600)] = 10.0
+    keep_alive_timeout_seconds: Annotated[int, doc(
+        "How long an idle keep-alive connection is kept open for the client's next "
+        "request (the header timeout applies as well).", ge=1, le=3600)] = 5
+    max_connections: Annotated[int, doc(
+        "Most connections the gateway serves at once; a request beyond them gets 503. "
+        "Long polls (GET /jobs/{id}?wait=) and POST /transcribe each hold one while they "
+        "wait.", ge=1)] = 1000
 
     public_url: Annotated[str | None, doc(
         "The gateway's address as clients reach it (e.g. https://stt.example.com): webhook "
@@ -123,6 +141,9 @@ class Settings(core.Settings, frozen=True, kw_only=True, forbid_unknown_fields=T
         if self.subtitle_min_cue_seconds >= self.subtitle_max_cue_seconds:
             raise ValueError("SUBTITLE_MIN_CUE_SECONDS must be less than "
                              "SUBTITLE_MAX_CUE_SECONDS")
+        if self.admin_key_set and not self.api_key_set:
+            raise ValueError("ADMIN_API_KEYS needs API_KEYS: without API_KEYS every endpoint "
+                             "is open to anyone")
         if self.webhook_secret is not None:
             try:
                 key = base64.b64decode(self.webhook_secret.removeprefix("whsec_"),
@@ -151,4 +172,12 @@ class Settings(core.Settings, frozen=True, kw_only=True, forbid_unknown_fields=T
 
     @property
     def api_key_set(self) -> frozenset[str]:
-        return frozenset(k.strip() for k in self.api_keys.split(",") if k.strip())
+        return _key_set(self.api_keys)
+
+    @property
+    def admin_key_set(self) -> frozenset[str]:
+        return _key_set(self.admin_api_keys)
+
+
+def _key_set(keys: str) -> frozenset[str]:
+    return frozenset(k.strip() for k in keys.split(",") if k.strip())

@@ -7,6 +7,7 @@ from typing import Any
 from pipeline import allocator
 from stages import artifacts, audio, compat, models
 from stages.artifacts import SAMPLE_RATE
+from stages.options import JobOptions
 from stages.settings import Settings
 from stages.table import Context, SpeechStage
 from stages.types import Result, Segment, Word
@@ -49,16 +50,33 @@ class TranscribeStage(SpeechStage):
         artifacts.write_atomically(ctx.files.transcript, transcript)
 
         speakers: list[str] = []
+        warnings: list[str] = []
         if ctx.job.options.diarize:
             diarization = artifacts.read(ctx.files.diarization, artifacts.Diarization)
             segments = assign_speakers(segments, diarization)
             speakers = sorted({s["speaker"] for s in segments if s.get("speaker")})
+            warnings += speaker_warnings(ctx.job.options, len(diarization.speakers))
+        for warning in warnings:
+            ctx.log.info("not as asked: %s", warning)
         result = Result(language=language, duration=duration,
-                        segments=[_segment(s) for s in segments], speakers=speakers)
+                        segments=[_segment(s) for s in segments], speakers=speakers,
+                        warnings=warnings)
         artifacts.write_atomically(ctx.files.result(ctx.job.run), result)
         ctx.log.info("transcribed %.1f s: %d segments, language %s, %d speakers",
                      duration, len(result.segments), language, len(speakers))
         ctx.progress(1.0, f"{len(result.segments)} segments")
+
+
+def speaker_warnings(options: JobOptions, found: int) -> list[str]:
+    """The result's warning when fewer distinct voices were found than the job asked for
+    (pyannote leaves out a cluster that no frame falls in, and silence has none)."""
+    option = "num_speakers" if options.num_speakers is not None else "min_speakers"
+    asked = options.num_speakers if options.num_speakers is not None else options.min_speakers
+    if asked is None or found >= asked:
+        return []
+    return [f"{option}={asked} asked for {asked} speakers, but only {found} distinct "
+            f"voice{'' if found == 1 else 's'} {'was' if found == 1 else 'were'} found: the "
+            f"result has {found}"]
 
 
 def transcribe(ctx: Context,

@@ -40,3 +40,6 @@ class Result(msgspec.Struct, kw_only=True):
     duration: float
     segments: list[Segment]
     speakers: list[str]
+    # Where the job's options were not honoured as asked, one sentence each, e.g. fewer
+    # distinct voices found than num_speakers asked for.
+    warnings: list[str] = msgspec.field(default_factory=list)

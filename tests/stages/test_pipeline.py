@@ -104,6 +104,21 @@ def test_silence_gives_no_text(tmp_path: Path, make_ctx: MakeContext, decode: De
     result = _run([decode, diarize, transcribe], ctx)
     assert result.segments == [] and result.speakers == []
     assert result.duration == pytest.approx(10.0)
+    assert result.warnings == []
+
+
+def test_fewer_voices_than_asked_is_a_warning(tmp_path: Path, make_ctx: MakeContext,
+                                              decode: DecodeStage, diarize: DiarizeStage,
+                                              transcribe: TranscribeStage) -> None:
+    import numpy as np
+
+    ctx, _ = make_ctx(write_wav(tmp_path / "silence.wav", np.zeros((1, 16000 * 3),
+                                                                   dtype=np.float32), 16000),
+                      JobOptions(num_speakers=2))
+    result = _run([decode, diarize, transcribe], ctx)
+    assert result.speakers == []
+    assert result.warnings == ["num_speakers=2 asked for 2 speakers, but only 0 distinct "
+                               "voices were found: the result has 0"]
 
 
 def test_half_second_clip(tmp_path: Path, make_ctx: MakeContext, decode: DecodeStage,

@@ -81,7 +81,11 @@ def gateway_process(settings: Settings, root: Path) -> subprocess.Popen[bytes]:
                      MAX_UPLOAD_BYTES=str(settings.max_upload_bytes),
                      MAX_QUEUED_JOBS=str(settings.max_queued_jobs),
                      SYNC_MAX_SECONDS=str(settings.sync_max_seconds),
-                     API_KEYS=settings.api_keys, MODELS_DIR=settings.models_dir or "",
+                     API_KEYS=settings.api_keys, ADMIN_API_KEYS=settings.admin_api_keys,
+                     MODELS_DIR=settings.models_dir or "",
+                     HEADER_TIMEOUT_SECONDS=str(settings.header_timeout_seconds),
+                     KEEP_ALIVE_TIMEOUT_SECONDS=str(settings.keep_alive_timeout_seconds),
+                     MAX_CONNECTIONS=str(settings.max_connections),
                      LOG_LEVEL="INFO")
     with open(root / "gateway.log", "ab") as log:
         return subprocess.Popen([sys.executable, "-m", "gateway"], env=env, cwd=REPO,

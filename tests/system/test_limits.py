@@ -61,7 +61,7 @@ async def test_one_byte_over_the_limit_and_a_gigabyte_stream(deploy) -> None:  #
 
 
 async def test_job_ids_cannot_be_guessed_or_crossed(deploy) -> None:  # type: ignore[no-untyped-def]
-    service: Service = await deploy(api_keys="key-a,key-b")
+    service: Service = await deploy(api_keys="key-a,key-b", admin_api_keys="ops")
     a = {"Authorization": "Bearer key-a"}
     b = {"Authorization": "Bearer key-b"}
     job_b = (await submit(service, headers=b)).json()["job_id"]
@@ -87,6 +87,13 @@ async def test_job_ids_cannot_be_guessed_or_crossed(deploy) -> None:  # type: ig
     assert job_b not in {j["id"] for j in listed}
     assert (await service.http.get(f"/jobs/{job_b}", headers=b)).status_code == 200
     assert (await service.http.get(f"/jobs/{job_b}")).status_code == 401
+    # Every key's counts and the queues are the operators' (ADMIN_API_KEYS) only.
+    assert (await service.http.get("/metrics", headers=a)).status_code == 401
+    ops = {"Authorization": "Bearer ops"}
+    assert "stt_jobs{" in (await service.http.get("/metrics", headers=ops)).text
+    for headers in ({}, a):
+        assert (await service.http.get("/health", headers=headers)).json().keys() == {"status"}
+    assert "stages" in (await service.http.get("/health", headers=ops)).json()
 
 
 async def test_a_burst_of_200_jobs(deploy) -> None:  # type: ignore[no-untyped-def]
