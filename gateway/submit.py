@@ -27,7 +27,7 @@ from pipeline.errors import (
 )
 from pipeline.store import JobStore, new_job_id
 from stages import catalog
-from stages.media import probe
+from stages.media import NoSuchStream, probe
 from stages.options import JobOptions, OptionError
 from stages.options import parse_options as options_from
 from stages.settings import Settings
@@ -103,9 +103,12 @@ async def check_backpressure(store: JobStore, settings: Settings) -> None:
         raise QueueFull(lag, settings.max_queued_jobs)
 
 
-async def _check_audio(upload: Upload, max_seconds: float, too_long: str) -> None:
+async def _check_audio(upload: Upload, options: JobOptions, max_seconds: float,
+                       too_long: str) -> None:
     try:
-        info = await asyncio.to_thread(probe, upload.path)
+        info = await asyncio.to_thread(probe, upload.path, None, options.audio_stream)
+    except NoSuchStream as exc:
+        raise BadRequest(str(exc), field="audio_stream") from None
     except PermanentError as exc:
         raise UnsupportedMedia(f"{exc}; upload an audio file (wav, mp3, m4a, flac, ogg, "
                                "webm, ...)") from None
@@ -140,7 +143,7 @@ async def submit(request: Request[Any, Any, Any], store: JobStore, settings: Set
         await check_runnable(options, settings)
         await check_callback(options.callback_url, settings)
         if upload.url is None:
-            await _check_audio(upload, max_seconds, too_long)
+            await _check_audio(upload, options, max_seconds, too_long)
         job_id = new_job_id()
         files = store.files(job_id)
         files.create()

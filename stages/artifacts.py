@@ -26,6 +26,8 @@ AUDIO = "audio.wav"
 SAMPLE_RATE = 16_000
 CHANNELS = 1
 SAMPLE_WIDTH = 2  # bytes per sample
+# What decoding found that the result should tell (written by decode).
+DECODED = "decoded.json"
 # Speaker turns and per-speaker embeddings (written by diarize).
 DIARIZATION = "diarization.json"
 # The transcript before speaker assignment (written by transcribe).
@@ -40,12 +42,23 @@ class Files(JobFiles):
         return self.artifact(AUDIO)
 
     @property
+    def decoded(self) -> Path:
+        return self.artifact(DECODED)
+
+    @property
     def diarization(self) -> Path:
         return self.artifact(DIARIZATION)
 
     @property
     def transcript(self) -> Path:
         return self.artifact(TRANSCRIPT)
+
+
+class Decoded(msgspec.Struct, kw_only=True):
+    """What the decode stage found, as it wrote it beside the audio."""
+
+    duration: float
+    warnings: list[str] = msgspec.field(default_factory=list)
 
 
 class Diarization(msgspec.Struct, kw_only=True):
@@ -64,6 +77,8 @@ class Transcript(msgspec.Struct, kw_only=True):
     language: str | None
     duration: float
     segments: list[Segment]
+    # What transcribing could not do as asked (no speech, a language the model lacks).
+    warnings: list[str] = msgspec.field(default_factory=list)
 
 
 def write_atomically(path: Path, record: msgspec.Struct) -> None:

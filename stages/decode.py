@@ -11,7 +11,7 @@ import av
 
 from pipeline.addresses import shown_url
 from pipeline.errors import PermanentError
-from stages import fetch, media
+from stages import artifacts, fetch, media
 from stages.artifacts import CHANNELS, SAMPLE_RATE, SAMPLE_WIDTH
 from stages.table import Context, SpeechStage
 
@@ -40,12 +40,16 @@ class DecodeStage(SpeechStage):
                         "it was submitted with, as POST /transcribe's SYNC_MAX_SECONDS); "
                         "submit longer audio with POST /jobs")
         try:
-            seconds = decode_to_wav(ctx.files.input, partial, limit, ctx, too_long)
+            seconds, warnings = decode_to_wav(ctx.files.input, partial, limit, ctx, too_long)
         except BaseException:
             partial.unlink(missing_ok=True)
             raise
-        # A redelivered job simply decodes again and replaces the file in one step.
+        # A redelivered job simply decodes again and replaces the files in one step each.
         os.replace(partial, ctx.files.audio)
+        artifacts.write_atomically(ctx.files.decoded,
+                                   artifacts.Decoded(duration=seconds, warnings=warnings))
+        for warning in warnings:
+            ctx.log.info("not as asked: %s", warning)
         ctx.log.info("decoded %.1f s of audio", seconds)
         ctx.progress(1.0, f"decoded {seconds:.0f} s")
 
@@ -73,14 +77,17 @@ def download(ctx: Context) -> None:
 
 
 def decode_to_wav(source: Path, target: Path, max_seconds: float, ctx: Context,
-                  too_long: str | None = None) -> float:
-    """Decode the first audio stream of ``source`` into ``target``; return its duration.
+                  too_long: str | None = None) -> tuple[float, list[str]]:
+    """Decode the job's audio stream of ``source`` (option ``audio_stream``, else the
+    first) into ``target``; return its duration and what the result should warn of.
 
     Audio longer than ``max_seconds`` fails with ``too_long`` (or a default message).
 
     Streams frame by frame, so memory stays constant whatever the input's length.
     """
-    with media.open_audio(source) as (container, stream):
+    chosen = ctx.job.options.audio_stream
+    with media.open_audio(source, chosen) as (container, stream):
+        warning = media.stream_warning(container, stream, chosen)
         claimed = media.duration_of(container, stream)
         media.check_duration(claimed, max_seconds, too_long)
         ctx.log.info(
@@ -113,7 +120,7 @@ def decode_to_wav(source: Path, target: Path, max_seconds: float, ctx: Context,
     if written == 0:
         raise PermanentError("no audio could be decoded from the file")
     media.check_duration(written / SAMPLE_RATE, max_seconds, too_long)
-    return written / SAMPLE_RATE
+    return written / SAMPLE_RATE, [warning] if warning else []
 
 
 def _write(out: wave.Wave_write, frame: av.AudioFrame) -> int:

@@ -38,20 +38,28 @@ _OPEN_OPTIONS: dict[str, str] = {
 }
 
 
+class NoSuchStream(PermanentError):
+    """The job's ``audio_stream`` is not one of the file's audio streams."""
+
+
 class MediaInfo(msgspec.Struct, frozen=True, kw_only=True):
-    """What the container header says about an upload's first audio stream."""
+    """What the container header says about one of an upload's audio streams."""
 
     format: str
     duration: float | None  # seconds; None when the header does not tell
     sample_rate: int
     channels: int
+    audio_streams: int = 1  # how many the file has
 
 
 @contextlib.contextmanager
-def open_audio(path: Path) -> Iterator[tuple[av.container.InputContainer, av.audio.AudioStream]]:
-    """Open ``path`` with the allow-lists; yield the container and its first audio stream.
+def open_audio(path: Path, stream: int | None = None,
+               ) -> Iterator[tuple[av.container.InputContainer, av.audio.AudioStream]]:
+    """Open ``path`` with the allow-lists; yield the container and its audio stream number
+    ``stream`` (counted among the audio streams; None: the first).
 
-    Raises PermanentError when the file is no allowed audio container or has no audio.
+    Raises PermanentError when the file is no allowed audio container or has no audio,
+    NoSuchStream when it has no audio stream ``stream``.
     """
     with path.open("rb") as raw:
         try:
@@ -59,9 +67,35 @@ def open_audio(path: Path) -> Iterator[tuple[av.container.InputContainer, av.aud
         except (av.FFmpegError, UnicodeDecodeError, ValueError) as exc:
             raise PermanentError("not an audio file (unsupported or corrupt format)") from exc
         with container:
-            if not container.streams.audio:
+            streams = container.streams.audio
+            if not streams:
                 raise PermanentError("no audio stream in the file")
-            yield container, container.streams.audio[0]
+            if stream is not None and stream >= len(streams):
+                raise NoSuchStream(
+                    f"audio_stream={stream}, but the file has {len(streams)} audio "
+                    f"stream{'s' if len(streams) > 1 else ''}: use 0"
+                    + (f" to {len(streams) - 1}" if len(streams) > 1 else ""))
+            yield container, streams[stream or 0]
+
+
+def stream_warning(container: av.container.InputContainer, stream: av.audio.AudioStream,
+                   chosen: int | None) -> str | None:
+    """What a result should say when the file had other audio streams than the one used
+    and the job did not choose it (a recording with one track per language or person)."""
+    streams = container.streams.audio
+    if len(streams) < 2 or chosen is not None:
+        return None
+    others = ", ".join(_describe(i, s) for i, s in enumerate(streams) if s is not stream)
+    return (f"the file has {len(streams)} audio streams; only the first, "
+            f"{_describe(0, stream)}, was transcribed (the others: {others}); choose "
+            "another with audio_stream")
+
+
+def _describe(index: int, stream: av.audio.AudioStream) -> str:
+    language = stream.metadata.get("language")
+    title = stream.metadata.get("title")
+    label = ", ".join(x for x in (language, title) if x and x != "und")
+    return f"{index}" + (f" ({label})" if label else "")
 
 
 def duration_of(container: av.container.InputContainer,
@@ -74,19 +108,22 @@ def duration_of(container: av.container.InputContainer,
     return None
 
 
-def probe(path: Path, max_seconds: float | None = None) -> MediaInfo:
-    """Read the header of ``path`` and describe its first audio stream.
+def probe(path: Path, max_seconds: float | None = None,
+          stream_number: int | None = None) -> MediaInfo:
+    """Read the header of ``path`` and describe its audio stream ``stream_number`` (counted
+    among the audio streams; None: the first).
 
-    Raises PermanentError when it is not an allowed audio file, has no audio stream, or its
-    header claims more than ``max_seconds``.
+    Raises PermanentError when it is not an allowed audio file, has no such audio stream,
+    or its header claims more than ``max_seconds``.
     """
-    with open_audio(path) as (container, stream):
+    with open_audio(path, stream_number) as (container, stream):
         duration = duration_of(container, stream)
         info = MediaInfo(
             format=container.format.name,
             duration=duration,
             sample_rate=stream.codec_context.sample_rate or stream.rate or 0,
             channels=stream.codec_context.channels or 0,
+            audio_streams=len(container.streams.audio),
         )
     check_duration(info.duration, max_seconds)
     return info

@@ -50,6 +50,12 @@ class JobOptions(Options, frozen=True, kw_only=True, forbid_unknown_fields=True)
     model: Annotated[Annotated[str, msgspec.Meta(min_length=1, max_length=200)] | None, doc(
         "The Whisper model for this job: a bundled one, a folder's name under MODELS_DIR, "
         "or a hub size the server can download. Unset: WHISPER_MODEL.")] = None
+    audio_stream: Annotated[Annotated[int, msgspec.Meta(ge=0, le=99, extra={
+        _ALLOWED: "an audio stream's number, counted from 0 among the file's audio streams"},
+    )] | None, doc(
+        "Which audio stream of a file with several (a video with one track per language, "
+        "a recording with one per person) to transcribe, counted from 0. Unset: the first, "
+        "and the result's warnings name the others.")] = None
     diarize: Annotated[bool, doc(
         "Whether to find who speaks when (false: no speakers, and faster).")] = True
     prompt: Annotated[Annotated[str, msgspec.Meta(max_length=MAX_PROMPT_CHARS)] | None, doc(

@@ -5,7 +5,7 @@ from __future__ import annotations
 from typing import Any
 
 from pipeline import allocator
-from stages import artifacts, audio, compat, models
+from stages import artifacts, audio, compat, models, spoken
 from stages.artifacts import SAMPLE_RATE
 from stages.options import JobOptions
 from stages.settings import Settings
@@ -44,13 +44,14 @@ class TranscribeStage(SpeechStage):
     def process(self, ctx: Context) -> None:
         samples = audio.Pcm16Samples.map(ctx.files.audio)
         duration = len(samples) / SAMPLE_RATE
-        segments, language = transcribe(ctx, samples)
+        segments, language, heard = transcribe(ctx, samples)
         transcript = artifacts.Transcript(
-            language=language, duration=duration, segments=[_segment(s) for s in segments])
+            language=language, duration=duration, segments=[_segment(s) for s in segments],
+            warnings=heard)
         artifacts.write_atomically(ctx.files.transcript, transcript)
 
         speakers: list[str] = []
-        warnings: list[str] = []
+        warnings = decode_warnings(ctx) + transcript.warnings
         if ctx.job.options.diarize:
             diarization = artifacts.read(ctx.files.diarization, artifacts.Diarization)
             segments = assign_speakers(segments, diarization)
@@ -67,6 +68,14 @@ class TranscribeStage(SpeechStage):
         ctx.progress(1.0, f"{len(result.segments)} segments")
 
 
+def decode_warnings(ctx: Context) -> list[str]:
+    """What the decode stage found the result should tell (none from a job decoded before
+    it wrote them)."""
+    if not ctx.files.decoded.exists():
+        return []
+    return artifacts.read(ctx.files.decoded, artifacts.Decoded).warnings
+
+
 def speaker_warnings(options: JobOptions, found: int) -> list[str]:
     """The result's warning when fewer distinct voices were found than the job asked for
     (pyannote leaves out a cluster that no frame falls in, and silence has none)."""
@@ -79,11 +88,14 @@ def speaker_warnings(options: JobOptions, found: int) -> list[str]:
             f"result has {found}"]
 
 
-def transcribe(ctx: Context,
-               samples: audio.Pcm16Samples) -> tuple[list[RawSegment], str | None]:
-    """Sentence segments with timed words, and the language spoken (None for silence)."""
+def transcribe(ctx: Context, samples: audio.Pcm16Samples,
+               ) -> tuple[list[RawSegment], str | None, list[str]]:
+    """Sentence segments with timed words, the language spoken (None for silence), and
+    what the result should warn of (text without speech left out, a language the model
+    does not know)."""
     options = ctx.job.options
-    loaded = models.whisper(options.model or ctx.settings.whisper_model, ctx.settings)
+    name = options.model or ctx.settings.whisper_model
+    loaded = models.whisper(name, ctx.settings)
     pipeline = loaded.model
     # An English-only model can neither detect a language nor translate.
     language = options.language if pipeline.model.model.is_multilingual else "en"
@@ -114,9 +126,13 @@ def transcribe(ctx: Context,
         raw = pipeline.transcribe(samples, batch_size=batch_size(ctx.settings),
                                   language=language, task=options.task,
                                   progress_callback=on_chunk)
-        segments: list[RawSegment] = [s for s in raw["segments"] if s["text"].strip()]
+        spans = spoken.speech_spans(samples)
+        segments, warnings = spoken.keep_spoken(
+            [s for s in raw["segments"] if s["text"].strip()], spans)
+        if not pipeline.model.model.is_multilingual:
+            warnings += spoken.language_warning(ctx, samples, name, spans)
         if not segments:
-            return [], options.language
+            return [], options.language, warnings
         language = raw["language"]
         ctx.progress(_TRANSCRIBED, "aligning words")
         aligner = models.aligner(language, ctx.settings)
@@ -127,12 +143,12 @@ def transcribe(ctx: Context,
             with aligner.lock:
                 aligned = whisperx.align(segments, model, metadata, samples[:],
                                          models.torch_device(ctx.settings.device))
-            return aligned["segments"], language
+            return aligned["segments"], language, warnings
         ctx.log.info("no wav2vec2 aligner (no HF_TOKEN, offline, or none for %s): "
                      "Whisper word timings", language)
         words = [align_words(pipeline.model, samples, s, language, options.task, ctx)
                  for s in segments]
-    return split_sentences(segments, words), language
+    return split_sentences(segments, words), language, warnings
 
 
 def batch_size(settings: Settings) -> int:

@@ -40,6 +40,7 @@ class Result(msgspec.Struct, kw_only=True):
     duration: float
     segments: list[Segment]
     speakers: list[str]
-    # Where the job's options were not honoured as asked, one sentence each, e.g. fewer
-    # distinct voices found than num_speakers asked for.
+    # Where the job was not done as asked or the audio was not what it seemed, one sentence
+    # each: fewer voices than num_speakers, text without speech left out, an English-only
+    # model given another language, other audio streams left out.
     warnings: list[str] = msgspec.field(default_factory=list)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import AsyncIterator
+from pathlib import Path
 
 import httpx
 import msgspec
@@ -159,3 +160,18 @@ async def test_upload_beyond_litestars_default_body_limit_streams_to_disk(
         headers={"content-type": f"multipart/form-data; boundary={BOUNDARY}"})
     assert response.status_code == 202, response.text
     assert store.files(response.json()["job_id"]).input.read_bytes() == audio
+
+
+async def test_audio_stream_the_file_lacks(settings: Settings, tmp_path: Path) -> None:
+    from tests.support.media_gen import encode_streams, tone
+
+    tracks = encode_streams(tmp_path / "tracks.mkv", [tone(1.0, 48000)] * 2, 48000,
+                            "libopus", "matroska").read_bytes()
+    async with serve(settings) as client:
+        refused = await submit(client, audio=tracks, audio_stream="2")
+        accepted = await submit(client, audio=tracks, audio_stream="1")
+    assert refused.status_code == 400
+    error = refused.json()["error"]
+    assert error["field"] == "audio_stream"
+    assert error["message"] == "audio_stream=2, but the file has 2 audio streams: use 0 to 1"
+    assert accepted.status_code == 202, accepted.text

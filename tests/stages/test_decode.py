@@ -10,7 +10,7 @@ import pytest
 from pipeline.errors import PermanentError
 from stages.decode import DecodeStage
 from tests.stages.conftest import SAMPLE_DIR, MakeContext
-from tests.support.media_gen import encode, tone, write_wav
+from tests.support.media_gen import encode, encode_streams, tone, write_wav
 
 
 def _wav_params(path: Path) -> tuple[int, int, int, float]:
@@ -97,3 +97,29 @@ def test_cancellation_stops_decoding(make_ctx: MakeContext, decode: DecodeStage)
         decode.process(ctx)
     assert not ctx.files.audio.exists()
     assert not list(ctx.files.root.glob("*.part"))
+
+
+def test_several_audio_streams(tmp_path: Path, make_ctx: MakeContext,
+                               decode: DecodeStage) -> None:
+    """Issue 25 item 7: the stream used is the one asked for, and the result names the
+    others when none was asked for."""
+    from stages import artifacts
+    from stages.options import JobOptions
+
+    source = encode_streams(tmp_path / "tracks.mkv", [tone(1.0, 48000), tone(2.0, 48000)],
+                            48000, "libopus", "matroska")
+    ctx, _ = make_ctx(source)
+    decode.process(ctx)
+    assert _wav_params(ctx.files.audio)[3] == pytest.approx(1.0, abs=0.1)
+    [warning] = artifacts.read(ctx.files.decoded, artifacts.Decoded).warnings
+    assert "2 audio streams" in warning and "audio_stream" in warning
+
+    ctx, _ = make_ctx(source, JobOptions(audio_stream=1))
+    decode.process(ctx)
+    assert _wav_params(ctx.files.audio)[3] == pytest.approx(2.0, abs=0.1)
+    assert artifacts.read(ctx.files.decoded, artifacts.Decoded).warnings == []
+
+    ctx, _ = make_ctx(source, JobOptions(audio_stream=2))
+    with pytest.raises(PermanentError, match=r"audio_stream=2, but the file has 2 audio "
+                                             r"streams: use 0 to 1"):
+        decode.process(ctx)

@@ -121,6 +121,35 @@ def test_fewer_voices_than_asked_is_a_warning(tmp_path: Path, make_ctx: MakeCont
                                "voices were found: the result has 0"]
 
 
+def test_a_tone_gives_no_text(tmp_path: Path, make_ctx: MakeContext, decode: DecodeStage,
+                              transcribe: TranscribeStage) -> None:
+    """Issue 25 item 7: Whisper wrote "you" for a 0.1 s tone; no speech, no text."""
+    # base: tiny.en writes nothing for it.
+    ctx, _ = make_ctx(write_wav(tmp_path / "beep.wav", tone(0.1, 16000), 16000),
+                      JobOptions(model="base", diarize=False))
+    result = _run([decode, transcribe], ctx)
+    assert result.segments == []
+    [warning] = result.warnings
+    assert "no speech was detected" in warning
+
+
+def test_english_only_model_given_other_speech(tmp_path: Path, make_ctx: MakeContext,
+                                               decode: DecodeStage,
+                                               transcribe: TranscribeStage) -> None:
+    german = speak(tmp_path / "de.wav", ["-v", "de"], "Guten Morgen zusammen, schön dass "
+                   "ihr da seid. Heute sprechen wir über den Haushalt des nächsten Jahres.")
+    ctx, _ = make_ctx(german, JobOptions(model="tiny.en", diarize=False))
+    result = _run([decode, transcribe], ctx)
+    [warning] = result.warnings
+    assert "understands English only" in warning and "language de" in warning
+
+    english = speak(tmp_path / "en.wav", ["-v", "en-us"], "Good morning everyone, thank you "
+                    "for coming today. We will talk about the budget for next year.")
+    ctx, _ = make_ctx(english, JobOptions(model="tiny.en", diarize=False))
+    result = _run([decode, transcribe], ctx)
+    assert result.segments and result.warnings == []
+
+
 def test_half_second_clip(tmp_path: Path, make_ctx: MakeContext, decode: DecodeStage,
                           diarize: DiarizeStage, transcribe: TranscribeStage) -> None:
     clip = tmp_path / "clip.wav"

@@ -25,26 +25,33 @@ def tone(seconds: float, rate: int, channels: int = 1) -> npt.NDArray[np.float32
 def encode(path: Path, samples: npt.NDArray[np.float32], rate: int, codec: str,
            container_format: str | None = None) -> Path:
     """Write (channels, samples) float audio to ``path`` with PyAV."""
-    channels = samples.shape[0]
-    layout = "mono" if channels == 1 else "stereo"
+    return encode_streams(path, [samples], rate, codec, container_format)
+
+
+def encode_streams(path: Path, streams: list[npt.NDArray[np.float32]], rate: int, codec: str,
+                   container_format: str | None = None) -> Path:
+    """Write each (channels, samples) float array as an audio stream of ``path``."""
+    frame_size = 960 if codec in ("libopus", "opus") else 1024
+    layouts = ["mono" if samples.shape[0] == 1 else "stereo" for samples in streams]
     with av.open(str(path), mode="w", format=container_format) as out:
-        stream = out.add_stream(codec, rate=rate, layout=layout)
-        assert isinstance(stream, av.AudioStream)
-        frame_size = 960 if codec in ("libopus", "opus") else 1024
-        pts = 0
-        for start in range(0, samples.shape[1], frame_size):
-            block = np.ascontiguousarray(samples[:, start:start + frame_size])
-            frame = av.AudioFrame.from_ndarray(block.reshape(1, -1) if channels == 1 else
-                                               block.T.reshape(1, -1).copy(),
-                                               format="flt", layout=layout)
-            frame.sample_rate = rate
-            frame.pts = pts
-            frame.time_base = Fraction(1, rate)
-            pts += block.shape[1]
-            for packet in stream.encode(frame):
+        # Every stream before the first packet: the container's header lists them all.
+        outs = [out.add_stream(codec, rate=rate, layout=layout) for layout in layouts]
+        for samples, stream, layout in zip(streams, outs, layouts, strict=True):
+            assert isinstance(stream, av.AudioStream)
+            pts = 0
+            for start in range(0, samples.shape[1], frame_size):
+                block = np.ascontiguousarray(samples[:, start:start + frame_size])
+                frame = av.AudioFrame.from_ndarray(block.reshape(1, -1) if layout == "mono" else
+                                                   block.T.reshape(1, -1).copy(),
+                                                   format="flt", layout=layout)
+                frame.sample_rate = rate
+                frame.pts = pts
+                frame.time_base = Fraction(1, rate)
+                pts += block.shape[1]
+                for packet in stream.encode(frame):
+                    out.mux(packet)
+            for packet in stream.encode(None):
                 out.mux(packet)
-        for packet in stream.encode(None):
-            out.mux(packet)
     return path
 
 
