@@ -82,7 +82,10 @@ class Settings(core.Settings, frozen=True, kw_only=True, forbid_unknown_fields=T
         "proxy, bound them there (docs/troubleshooting.md).", gt=0, le=3600)] = 10.0
     keep_alive_timeout_seconds: Annotated[int, doc(
         "How long an idle keep-alive connection is kept open for the client's next "
-        "request (the header timeout applies as well).", ge=1, le=3600)] = 5
+        "request (the header timeout applies as well). Longer than the 5 s for which "
+        "httpx (and so the openai package) reuses an idle connection: with equal times, a "
+        "client's request can cross the server's close and get a reset.",
+        ge=1, le=3600)] = 8
     max_connections: Annotated[int, doc(
         "Most connections the gateway serves at once; a request beyond them gets 503. "
         "Long polls (GET /jobs/{id}?wait=) and POST /transcribe each hold one while they "
