@@ -117,7 +117,8 @@ async def test_options_are_stored(client: httpx.AsyncClient) -> None:
     body = (await client.get(response.headers["location"])).json()
     assert body["options"] == {"language": "de", "task": "translate", "num_speakers": None,
                                "min_speakers": 1, "max_speakers": 3, "model": "base",
-                               "diarize": False, "prompt": None, "hotwords": None,
+                               "audio_stream": None, "diarize": False, "prompt": None,
+                               "hotwords": None,
                                "callback_url": None, "callback_events": "job"}
     assert body["stages"]["diarize"]["status"] == "skipped"
 
