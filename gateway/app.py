@@ -31,6 +31,7 @@ from gateway.logs import log_refusal
 from gateway.metrics import metrics
 from gateway.openai import openai_router
 from gateway.services import Services, provide_owner, provide_services
+from gateway.speakers import rename_speakers
 from pipeline.connection import connect
 from pipeline.errors import ApiError
 from pipeline.janitor import run_janitor
@@ -66,7 +67,8 @@ def create_app(settings: Settings) -> Litestar:
 
     return Litestar(
         route_handlers=[create_job, get_job, get_result, get_run_result, rerun_job, list_jobs,
-                        delete_job, transcribe, health, metrics, openai_router()],
+                        delete_job, transcribe, rename_speakers, health, metrics,
+                        openai_router()],
         lifespan=[lifespan],
         state=State({"settings": settings}),
         guards=[require_key],

@@ -50,7 +50,7 @@ def _not_found(job_id: str) -> NotFound:
                     "check the id returned by POST /jobs")
 
 
-async def _find(store: JobStore, job_id: str, owner: str | None) -> Job[Options]:
+async def find_job(store: JobStore, job_id: str, owner: str | None) -> Job[Options]:
     if owner is not None:
         # Only the owner is read, and compared in constant time, before the job itself: an
         # unknown id and another key's job cost the same one command and comparison, so the
@@ -68,10 +68,10 @@ async def _find(store: JobStore, job_id: str, owner: str | None) -> Job[Options]
 async def _result(job: Job[Options]) -> Result | None:
     if job.status != JobStatus.COMPLETED or not job.result_path:
         return None
-    return await _read_result(job, job.result_path)
+    return await read_result(job, job.result_path)
 
 
-async def _read_result(job: Job[Options], path: str) -> Result | None:
+async def read_result(job: Job[Options], path: str) -> Result | None:
     try:
         raw = await asyncio.to_thread(Path(path).read_bytes)
     except FileNotFoundError:
@@ -94,7 +94,7 @@ async def create_job(request: Request[Any, Any, Any], services: Services,
     submitted = await submit(request, services.store, settings, owner=owner,
                              max_seconds=settings.max_audio_seconds,
                              too_long="split it into shorter files")
-    job = await _find(services.store, submitted.job_id, owner)
+    job = await find_job(services.store, submitted.job_id, owner)
     return Response(JobAccepted(job_id=job.id, status=JobStatus(job.status)), status_code=202,
                     headers=_location(job.id))
 
@@ -108,7 +108,7 @@ async def get_job(
                     f"seconds (at most {MAX_WAIT_SECONDS}: a longer wait is cut to "
                     "that)")] = 0,
 ) -> JobView:
-    job: Job[Options] | None = await _find(services.store, job_id, owner)
+    job: Job[Options] | None = await find_job(services.store, job_id, owner)
     if wait > 0 and job is not None and not job.status.terminal:
         job = await next_change(services.events, job, min(wait, MAX_WAIT_SECONDS))
     if job is None:
@@ -125,25 +125,39 @@ async def get_result(
     format: Annotated[Format, Parameter(  # noqa: A002 - the query parameter's public name
         description=_FORMATS)] = "json",
 ) -> Response[str]:
-    job = await _find(services.store, job_id, owner)
+    job = await find_job(services.store, job_id, owner)
+    run, path = served_run(job)
+    if run != job.run:
+        log.info("job=%s run %d %s: serving the result of run %d", job.id, job.run,
+                 job.status, run)
+    return await _render(job, await read_result(job, path), format, run, services.settings)
+
+
+def served_run(job: Job[Options]) -> tuple[int, str]:
+    """The run whose result GET /jobs/{id}/result serves, and its result file: the latest
+    run's, or after a rerun that failed or was cancelled, the latest completed run's.
+    Raises Conflict when there is none (yet)."""
     if job.status.terminal and job.status != JobStatus.COMPLETED:
         earlier = next((r for r in reversed(job.runs)
                         if r.status == JobStatus.COMPLETED and r.result_path), None)
         if earlier is not None and earlier.result_path is not None:
-            log.info("job=%s run %d %s: serving the result of run %d", job.id, job.run,
-                     job.status, earlier.run)
-            return await _render(job, await _read_result(job, earlier.result_path), format,
-                                 earlier.run, services.settings)
-    return await _current_result(job, format, services.settings)
+            return earlier.run, earlier.result_path
+    if job.status != JobStatus.COMPLETED or not job.result_path:
+        raise _not_completed(job)
+    return job.run, job.result_path
+
+
+def _not_completed(job: Job[Options]) -> Conflict:
+    reason = f" ({job.error})" if job.error else ""
+    advice = ("it will not complete; submit the audio again" if job.status.terminal
+              else f"poll GET /jobs/{job.id} until its status is completed")
+    return Conflict(f"job {job.id} is {job.status}{reason}; {advice}")
 
 
 async def _current_result(job: Job[Options], format: Format,  # noqa: A002
                           settings: Settings) -> Response[str]:
     if job.status != JobStatus.COMPLETED:
-        reason = f" ({job.error})" if job.error else ""
-        advice = ("it will not complete; submit the audio again" if job.status.terminal
-                  else f"poll GET /jobs/{job.id} until its status is completed")
-        raise Conflict(f"job {job.id} is {job.status}{reason}; {advice}")
+        raise _not_completed(job)
     return await _render(job, await _result(job), format, job.run, settings)
 
 
@@ -165,7 +179,7 @@ async def get_run_result(
     format: Annotated[Format, Parameter(  # noqa: A002 - the query parameter's public name
         description=_FORMATS)] = "json",
 ) -> Response[str]:
-    job = await _find(services.store, job_id, owner)
+    job = await find_job(services.store, job_id, owner)
     if run == job.run:
         return await _current_result(job, format, services.settings)
     earlier = next((r for r in job.runs if r.run == run), None)
@@ -173,7 +187,7 @@ async def get_run_result(
         raise NotFound(f"job {job_id} has no run {run}; its runs are 1 to {job.run}")
     if earlier.result_path is None:
         raise Conflict(f"run {run} of job {job_id} {earlier.status} without a result")
-    return await _render(job, await _read_result(job, earlier.result_path), format, run,
+    return await _render(job, await read_result(job, earlier.result_path), format, run,
                          services.settings)
 
 
@@ -186,7 +200,7 @@ async def get_run_result(
                   "GET /jobs/{id}; earlier runs stay listed under runs.")
 async def rerun_job(job_id: str, data: dict[str, Any], services: Services,
                     owner: str | None) -> Response[RerunAccepted]:
-    job = await _find(services.store, job_id, owner)
+    job = await find_job(services.store, job_id, owner)
     overrides = dict(data)
     from_stage = overrides.pop("from_stage", None)
     if not isinstance(from_stage, str):
@@ -239,7 +253,7 @@ async def list_jobs(
         summary="Cancel a job wherever it is and delete it with its files")
 async def delete_job(job_id: str, services: Services, owner: str | None) -> Deleted:
     store = services.store
-    await _find(store, job_id, owner)
+    await find_job(store, job_id, owner)
     # Cancelled here first (deleting cancels too) to learn whether this request ended the run.
     cancelled = await store.cancel(job_id) is Outcome.OK
     deleted = await store.delete(job_id)
