@@ -13,6 +13,7 @@ from litestar.exceptions import HTTPException
 from litestar.openapi import OpenAPIConfig
 from litestar.types import Scope
 
+from gateway.audio import get_audio
 from gateway.auth import require_key
 from gateway.errors import api_error_handler, http_exception_handler, internal_error_handler
 from gateway.events import JobEvents
@@ -67,7 +68,7 @@ def create_app(settings: Settings) -> Litestar:
 
     return Litestar(
         route_handlers=[create_job, get_job, get_result, get_run_result, rerun_job, list_jobs,
-                        delete_job, transcribe, rename_speakers, health, metrics,
+                        delete_job, transcribe, rename_speakers, get_audio, health, metrics,
                         openai_router()],
         lifespan=[lifespan],
         state=State({"settings": settings}),
