@@ -10,9 +10,11 @@ from pathlib import Path
 from typing import Annotated
 
 from litestar import get
+from litestar.openapi.datastructures import ResponseSpec
 from litestar.params import Parameter
 from litestar.response import Stream
 
+from gateway.apidocs import errors
 from gateway.jobs import find_job
 from gateway.services import Services
 from pipeline.errors import Gone, RangeNotSatisfiable
@@ -64,6 +66,8 @@ async def _chunks(path: Path, start: int, length: int) -> AsyncIterator[bytes]:
 
 
 @get("/jobs/{job_id:str}/audio", summary="The job's audio, for a player (HTTP Range)",
+     responses=errors(400, 404, 410, 416, also={206: ResponseSpec(
+         None, media_type="audio/wav", description="The part of the audio the Range asked for.")}),
      description="The decoded audio (16 kHz mono WAV) once the decode stage has run, the "
                  "upload before. Answers a `Range: bytes=FIRST-LAST` request with 206 and "
                  "that part; 416 for a range outside the file.")

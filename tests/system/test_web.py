@@ -154,13 +154,14 @@ async def test_the_api_docs_work_offline(deploy: Any, tmp_path: Path) -> None:
         assert await page.locator(".opblock").count() > 15
 
         # Try it out: POST /jobs with a file from the form Swagger UI builds from the schema.
-        operation = page.locator("#operations-jobs-create_job")
+        operation = page.locator("#operations-default-JobsCreateJob")
         await operation.locator(".opblock-summary").click()
         await operation.get_by_role("button", name="Try it out").click()
         await operation.locator("input[type=file]").set_input_files(str(audio))
         await operation.get_by_role("button", name="Execute").click()
-        status = operation.locator(".live-responses-table .response-col_status")
-        await expect(status).to_have_text("202")
+        answer = operation.locator(".live-responses-table tbody tr")
+        await expect(answer.locator(".response-col_status")).to_have_text("202")
+        assert '"job_id"' in await answer.locator(".response-col_description").inner_text()
         await chrome.screenshot("docs")
     assert chrome.hosts() == {"127.0.0.1"}, chrome.requests
     listed = (await service.http.get("/jobs")).json()["jobs"]
