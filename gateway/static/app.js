@@ -116,7 +116,7 @@ async function refreshJobs() {
     const status = document.createElement("span");
     status.className = "status";
     status.textContent = ` ${job.status}` +
-      (TERMINAL.has(job.status) ? "" : ` ${Math.round(job.progress * 100)}%`);
+      (TERMINAL.has(job.status) ? "" : ` ${Math.round(job.progress)}%`);
     item.append(link, status);
     return item;
   }));
@@ -171,7 +171,7 @@ function showJob(job) {
     label.textContent = `${name}: ${stage.status}`;
     const bar = document.createElement("progress");
     bar.id = id;
-    bar.max = 1;
+    bar.max = 100;  // the API's progress is in percent
     bar.value = stage.progress;
     const detail = document.createElement("div");
     detail.className = "detail";

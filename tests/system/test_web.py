@@ -84,8 +84,8 @@ async def test_a_conversation_through_the_page(deploy: Any, tmp_path: Path) -> N
             assert time.monotonic() - started < 600, "the job took more than 10 minutes"
             await asyncio.sleep(0.1)
         assert await page.locator("#job-status").text_content() == "completed"
-        assert any(0 < value < 1 for value in seen), seen
-        assert set((await bar_values(page)).values()) == {1.0}
+        assert any(0 < value < 100 for value in seen), seen
+        assert set((await bar_values(page)).values()) == {100}
         await expect(page.locator(".stage[data-status=done]")).to_have_count(3)
 
         # Two speakers, each with paragraphs in its colour and spans on the timeline.
