@@ -159,7 +159,8 @@ function showJob(job) {
   const first = current?.id !== job.id;
   current = job;
   $("job-title").textContent = job.input_name || job.id;
-  $("job-status").textContent = job.status + (job.error ? `: ${job.error}` : "");
+  $("job-status").textContent = job.status + (job.run > 1 ? ` (run ${job.run})` : "") +
+    (job.error ? `: ${job.error}` : "");
   $("stages").replaceChildren(...Object.entries(job.stages).map(([name, stage]) => {
     const box = document.createElement("div");
     box.className = "stage";

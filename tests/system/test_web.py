@@ -19,6 +19,7 @@ from tests.system.conftest import Service
 
 pytestmark = pytest.mark.system
 
+TERMINAL = ("completed", "failed", "cancelled")
 REAL_STAGES = {stage: TABLE.spec(stage).stage for stage in STAGES}
 
 
@@ -79,7 +80,7 @@ async def test_a_conversation_through_the_page(deploy: Any, tmp_path: Path) -> N
 
         # The bars follow the stages as they run: some seen part-way, all full at the end.
         seen: set[float] = set()
-        while await page.locator("#job-status").text_content() not in ("completed", "failed"):
+        while not (await page.locator("#job-status").inner_text()).startswith(TERMINAL):
             seen |= set((await bar_values(page)).values())
             assert time.monotonic() - started < 600, "the job took more than 10 minutes"
             await asyncio.sleep(0.1)
@@ -134,6 +135,12 @@ async def test_the_page_asks_for_the_key_at_phone_width(deploy: Any, tmp_path: P
             "e.getBoundingClientRect().right > window.innerWidth + 1).map(e => e.id || e.tagName)")
         assert not wide, wide
         await chrome.screenshot("phone")
+        # A rerun with another speaker count: a second run, followed to its end.
+        await page.get_by_label("Rerun with").fill("3")
+        await page.get_by_role("button", name="Rerun").click()
+        await expect(page.locator("#job-status")).to_have_text("completed (run 2)")
+        job = (await service.http.get(f"/jobs/{job_id}", headers=key)).json()
+        assert job["run"] == 2 and job["options"]["num_speakers"] == 3
         # The key stays in this tab only; another key does not see the job.
         assert await page.evaluate("sessionStorage.getItem('stt-api-key')") == "key-one"
         other = await service.http.get(f"/jobs/{job_id}",
