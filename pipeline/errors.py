@@ -108,14 +108,15 @@ class Gone(ApiError):
 
 
 class RangeNotSatisfiable(ApiError):
-    """A Range header asks for bytes outside the file; ``size`` is the file's length."""
+    """A Range header asks for bytes outside the file; ``size`` is the file's length
+    (None where it is not known: the client's side, see :func:`error_for`)."""
 
-    def __init__(self, message: str, size: int) -> None:
+    def __init__(self, message: str, size: int | None = None) -> None:
         super().__init__(message, field="Range")
         self.size = size
 
     def headers(self) -> dict[str, str]:
-        return {"Content-Range": f"bytes */{self.size}"}
+        return {} if self.size is None else {"Content-Range": f"bytes */{self.size}"}
 
 
 class TooLarge(ApiError):
