@@ -52,6 +52,8 @@ def _option_fields() -> dict[str, dict[str, Any]]:
     for name, spec in schema["$defs"]["JobOptions"]["properties"].items():
         [kind] = [b for b in spec.get("anyOf", [spec]) if b.get("type") != "null"]
         field = {key: value for key, value in kind.items() if key not in ("default", "description")}
+        if "enum" in field and all(isinstance(v, str) for v in field["enum"]):
+            field["type"] = "string"  # msgspec leaves it to the values; Swagger UI wants it
         field["description"] = f"{spec['description']} Takes {allowed(name)}."
         if spec.get("default") is not None:
             field["default"] = spec["default"]
