@@ -5,6 +5,7 @@ keys; and the docs with no request leaving this machine."""
 from __future__ import annotations
 
 import asyncio
+import base64
 import time
 from pathlib import Path
 from typing import Any
@@ -23,6 +24,19 @@ TERMINAL = ("completed", "failed", "cancelled")
 REAL_STAGES = {stage: TABLE.spec(stage).stage for stage in STAGES}
 
 
+#: Drops a file (name, base64 bytes) on the page's drop zone, as a user's drag does.
+DROP = """([name, data]) => {
+    const bytes = Uint8Array.from(atob(data), c => c.charCodeAt(0));
+    const transfer = new DataTransfer();
+    transfer.items.add(new File([bytes], name, {type: "audio/wav"}));
+    const zone = document.getElementById("drop");
+    for (const type of ["dragenter", "dragover", "drop"]) {
+        zone.dispatchEvent(new DragEvent(type, {dataTransfer: transfer, bubbles: true,
+                                                cancelable: true}));
+    }
+}"""
+
+
 def base_url(service: Service) -> str:
     return f"http://127.0.0.1:{service.settings.port}"
 
@@ -31,9 +45,14 @@ async def accept(dialog: Dialog) -> None:
     await dialog.accept()
 
 
-async def upload(page: Page, audio: Path) -> str:
-    """Submits ``audio`` through the form; the id of the job the page then shows."""
-    await page.get_by_label("Audio or video file").set_input_files(str(audio))
+async def upload(page: Page, audio: Path, dropped: bool = False) -> str:
+    """Submits ``audio`` through the form, chosen with the file picker or ``dropped`` on
+    it; the id of the job the page then shows."""
+    if dropped:
+        await page.evaluate(DROP, [audio.name, base64.b64encode(audio.read_bytes()).decode()])
+    else:
+        await page.get_by_label("Audio or video file").set_input_files(str(audio))
+    assert await page.evaluate("document.getElementById('file').files[0].name") == audio.name
     await page.get_by_role("button", name="Transcribe").click()
     await page.wait_for_url("**/#job=*")
     return page.url.rpartition("=")[2]
@@ -122,7 +141,7 @@ async def test_the_page_asks_for_the_key_at_phone_width(deploy: Any, tmp_path: P
         await expect(page.get_by_role("dialog")).to_be_visible()
         await page.get_by_label("Key", exact=True).fill("key-one")
         await page.get_by_role("button", name="Use this key").click()
-        job_id = await upload(page, audio)
+        job_id = await upload(page, audio, dropped=True)
         await expect(page.locator("#job-status")).to_have_text("completed")
         await expect(page.locator("#speakers li")).to_have_count(2)
         # The audio came as a blob (a player cannot send the key), seekable all the same.
