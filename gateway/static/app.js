@@ -150,7 +150,10 @@ async function follow(jobId) {
     }
     if (mine !== followed) return;
     showJob(job);
-    if (TERMINAL.has(job.status)) return;
+    if (TERMINAL.has(job.status)) {
+      refreshJobs().catch(() => { /* the list's own polling retries */ });
+      return;
+    }
     wait = 30;
   }
 }

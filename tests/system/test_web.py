@@ -107,6 +107,8 @@ async def test_a_conversation_through_the_page(deploy: Any, tmp_path: Path) -> N
         assert any(0 < value < 100 for value in seen), seen
         assert set((await bar_values(page)).values()) == {100}
         await expect(page.locator(".stage[data-status=done]")).to_have_count(3)
+        await expect(page.locator("#jobs li", has_text="sample.wav")).to_contain_text(
+            "completed")
 
         # Two speakers, each with paragraphs in its colour and spans on the timeline.
         await expect(page.locator("#speakers li")).to_have_count(2)
