@@ -5,8 +5,9 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass, field
-from typing import Literal, get_args
+from typing import Any, Literal, get_args
 
+from gateway.apidocs import AUDIO_FILE, AUDIO_URL, JOB_FORM, unset
 from gateway.submit import parse_options
 from gateway.uploads import Upload
 from pipeline.errors import BadRequest
@@ -28,6 +29,26 @@ FIELDS = ("model", "language", "prompt", "temperature", "response_format",
           "timestamp_granularities[]", "keywords[]", "chunking_strategy", "stream",
           *(f"chunking_strategy[{key}]" for key in (
               "type", "prefix_padding_ms", "silence_duration_ms", "threshold")))
+
+#: The form as the OpenAPI schema shows it (gateway/apidocs.py).
+FORM_SCHEMA: dict[str, dict[str, Any]] = {
+    "file": AUDIO_FILE, "url": AUDIO_URL,
+    "model": {"type": "string", "default": "whisper-1",
+              "description": "A model GET /v1/models lists runs that model; any other name "
+                             "(whisper-1, ...) runs WHISPER_MODEL."},
+    "language": JOB_FORM["language"],
+    "prompt": JOB_FORM["prompt"],
+    "temperature": unset({"type": "number", "minimum": 0, "maximum": 1,
+                          "description": "Accepted as OpenAI's is; decoding always starts "
+                                         "at 0."}),
+    "response_format": {"type": "string", "enum": list(RESPONSE_FORMATS), "default": "json",
+                        "description": "diarized_json only for transcriptions."},
+    "timestamp_granularities[]": unset({
+        "type": "array", "items": {"type": "string", "enum": list(GRANULARITIES)},
+        "description": "With verbose_json: word, segment or both."}),
+    "keywords[]": unset({"type": "array", "items": {"type": "string"},
+                         "description": "Names and terms to spell right (the job's hotwords)."}),
+}
 
 
 @dataclass(frozen=True)
