@@ -9,6 +9,7 @@ from typing import Any
 
 from litestar import patch
 
+from gateway.apidocs import errors
 from gateway.jobs import find_job, read_result, served_run
 from gateway.services import Services
 from pipeline.errors import BadRequest, Gone
@@ -23,7 +24,8 @@ log = logging.getLogger("gateway.speakers")
        summary="Rename the speakers of a finished job, without recomputing",
        description='A JSON object of a speaker\'s label (or current name) to its new name, '
                    'e.g. {"SPEAKER_01": "Alice"}. Rewrites the result served by '
-                   "GET /jobs/{id}/result (every format) and answers it as JSON.")
+                   "GET /jobs/{id}/result (every format) and answers it as JSON.",
+       responses=errors(400, 404, 409, 410))
 async def rename_speakers(job_id: str, data: dict[str, Any], services: Services,
                           owner: str | None) -> Result:
     job = await find_job(services.store, job_id, owner)
