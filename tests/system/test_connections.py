@@ -79,11 +79,24 @@ async def test_connections_beyond_the_limit_get_503(deploy) -> None:  # type: ig
 
     assert await probe() == 200
     pollers = [httpx.AsyncClient(base_url=base, timeout=120) for _ in range(2)]
+
+    def long_poll(client: httpx.AsyncClient) -> asyncio.Task[httpx.Response]:
+        return asyncio.create_task(client.get(f"/jobs/{job_id}", params={"wait": 60}))
+
     # Two long polls hold the two connections allowed.
-    polls = [asyncio.create_task(c.get(f"/jobs/{job_id}", params={"wait": 60}))
-             for c in pollers]
+    polls = [long_poll(c) for c in pollers]
+
+    async def held_then_refused() -> bool:
+        # A poll that connected while a probe held a slot got the 503 itself and ended:
+        # poll again, so that both slots are held when the next probe comes.
+        for i, poll in enumerate(polls):
+            if poll.done():
+                polls[i] = long_poll(pollers[i])
+        await asyncio.sleep(0.2)
+        return await probe_is(503)
+
     try:
-        await until(lambda: probe_is(503), timeout=30, what="a 503 past MAX_CONNECTIONS")
+        await until(held_then_refused, timeout=30, what="a 503 past MAX_CONNECTIONS")
     finally:
         for poll in polls:
             poll.cancel()
