@@ -4,6 +4,10 @@ not under tests/, which tests the service and never imports the benchmark."""
 from __future__ import annotations
 
 import asyncio
+import hashlib
+import itertools
+import wave
+from pathlib import Path
 
 import msgspec
 
@@ -120,3 +124,36 @@ def test_one_lucky_round_does_not_make_a_diarization_setting_faster() -> None:
     stage = Trial(Knobs(1, 1, 0.1, 2), [4.0, 2.0, 4.0], der=0.050, peak_rss_mb=100.0)
     tie = Trial(Knobs(8, 1, 0.1, 2), [4.0, 2.0, 1.8], der=0.050, peak_rss_mb=100.0)
     assert fastest_keeping_der([stage, tie]) == (stage, 1.0)
+
+
+def test_the_evaluation_set_is_what_it_says(tmp_path: Path) -> None:
+    from benchmark import evalset
+
+    voices = {half: {v.name for v in evalset.VOICES[half]} for half in evalset.HALVES}
+    assert not voices["tune"] & voices["report"]
+    file = evalset.conversation(tmp_path / "a", "report", 5, 4)
+    again = evalset.conversation(tmp_path / "b", "report", 5, 4)
+    assert file.speakers == 4 and {t.speaker for t in file.turns} <= voices["report"]
+    assert hashlib.sha256(file.path.read_bytes()).digest() == \
+        hashlib.sha256(again.path.read_bytes()).digest() and file.turns == again.turns
+    assert any(b.start < a.end for a, b in itertools.pairwise(file.turns))  # an overlap
+    assert all(a.speaker != b.speaker for a, b in itertools.pairwise(file.turns))
+    with wave.open(str(file.path)) as audio:
+        assert audio.getnframes() / audio.getframerate() >= file.turns[-1].end
+
+
+def test_the_chosen_setting_is_no_worse_on_the_sample() -> None:
+    from benchmark.diarization_quality import SAMPLE, Scores, Setting, choose, today
+
+    def scores(tune_exact: list[bool], tune_der: float, sample_der: float) -> dict[str, Scores]:
+        return {"tune": Scores(ders=[tune_der] * 2, exact=tune_exact),
+                "report": Scores(ders=[0.0], exact=[True]),
+                SAMPLE: Scores(ders=[sample_der], exact=[True])}
+
+    now = today()
+    better_but_worse_on_sample = Setting(0.3, 4)
+    better = Setting(0.4, 4)
+    results = {now: scores([False, False], 0.5, 0.056),
+               better_but_worse_on_sample: scores([True, True], 0.1, 0.09),
+               better: scores([True, False], 0.3, 0.057)}
+    assert choose(results) == better

@@ -108,8 +108,10 @@ def speak(path: Path, voice: list[str], text: str) -> Path:
     """``text`` spoken by espeak-ng with ``voice`` (its options), as a 16 kHz mono WAV."""
     raw = path.with_suffix(".raw.wav")
     subprocess.run(["espeak-ng", *voice, "-w", str(raw), text], check=True)
-    subprocess.run(["sox", str(raw), "-r", str(SAMPLE_RATE), "-c", "1", "-b", "16", str(path)],
-                   check=True)
+    # -R: sox dithers with a fixed seed, so the same text gives the same file (the
+    # diarization benchmark reuses embeddings computed for a file of the same digest).
+    subprocess.run(["sox", "-R", str(raw), "-r", str(SAMPLE_RATE), "-c", "1", "-b", "16",
+                    str(path)], check=True)
     return path
 
 
