@@ -32,6 +32,13 @@ from gateway.metrics import metrics
 from gateway.openai import openai_router
 from gateway.services import Services, provide_owner, provide_services
 from gateway.speakers import rename_speakers
+from gateway.voiceprints import (
+    create_voiceprint,
+    delete_voiceprint,
+    get_voiceprint,
+    list_voiceprints,
+    update_voiceprint,
+)
 from pipeline.connection import connect
 from pipeline.errors import ApiError
 from pipeline.janitor import run_janitor
@@ -67,7 +74,9 @@ def create_app(settings: Settings) -> Litestar:
 
     return Litestar(
         route_handlers=[create_job, get_job, get_result, get_run_result, rerun_job, list_jobs,
-                        delete_job, transcribe, rename_speakers, health, metrics,
+                        delete_job, transcribe, rename_speakers, create_voiceprint,
+                        list_voiceprints, get_voiceprint, update_voiceprint,
+                        delete_voiceprint, health, metrics,
                         openai_router()],
         lifespan=[lifespan],
         state=State({"settings": settings}),

@@ -26,9 +26,11 @@ from pipeline.errors import (
     UnsupportedMedia,
 )
 from pipeline.store import JobStore, new_job_id
+from pipeline.voiceprints import Candidates, Voiceprint, VoiceprintStore, candidate
 from stages import catalog
+from stages.artifacts import Files, write_atomically
 from stages.media import NoSuchStream, probe
-from stages.options import JobOptions, OptionError
+from stages.options import JobOptions, OptionError, shown
 from stages.options import parse_options as options_from
 from stages.settings import Settings
 
@@ -117,6 +119,38 @@ async def _check_audio(upload: Upload, options: JobOptions, max_seconds: float,
                        f"of {max_seconds:g} s; {too_long}")
 
 
+async def identify_candidates(store: JobStore, owner: str | None,
+                              options: JobOptions) -> Candidates | None:
+    """The caller's voiceprints a job with these options identifies its speakers against
+    (None when it does not identify); a 400 naming `identify` for a name or id the caller
+    has no voiceprint of."""
+    if options.identify is False:
+        return None
+    mine = await VoiceprintStore(store.redis, store.keys).all(owner)
+    if not mine:
+        raise BadRequest("identify needs voiceprints, and there are none yet: enroll voices "
+                         "with POST /speakers first", field="identify")
+    if options.identify is True:
+        return Candidates(voiceprints=[candidate(v) for v in mine])
+    chosen: dict[str, Voiceprint] = {}
+    for wanted in options.identify:
+        match = next((v for v in mine
+                      if wanted == v.id or wanted.casefold() == v.name.casefold()), None)
+        if match is None:
+            raise BadRequest(f"identify: no voiceprint {shown(wanted)}; yours are "
+                             + ", ".join(v.name for v in mine), field="identify")
+        chosen[match.id] = match
+    return Candidates(voiceprints=[candidate(v) for v in chosen.values()])
+
+
+async def give_candidates(files: Files, candidates: Candidates | None) -> None:
+    """Write a job's voiceprints into its folder, for its diarize stage (which reads no
+    Redis of its own): a copy, so that a rerun identifies against the voiceprints as
+    they are then."""
+    if candidates is not None:
+        await asyncio.to_thread(write_atomically, files.voiceprints, candidates)
+
+
 async def submit(request: Request[Any, Any, Any], store: JobStore, settings: Settings, *,
                  owner: str | None, max_seconds: float, too_long: str,
                  parse: Callable[[Upload], JobOptions] | None = None,
@@ -142,11 +176,13 @@ async def submit(request: Request[Any, Any, Any], store: JobStore, settings: Set
         options = parse(upload) if parse else parse_options(upload.fields)
         await check_runnable(options, settings)
         await check_callback(options.callback_url, settings)
+        candidates = await identify_candidates(store, owner, options)
         if upload.url is None:
             await _check_audio(upload, options, max_seconds, too_long)
         job_id = new_job_id()
-        files = store.files(job_id)
+        files = Files.of(settings.jobs_path, job_id)
         files.create()
+        await give_candidates(files, candidates)
         if upload.url is None:
             os.replace(upload.path, files.input)
     finally:
