@@ -1,0 +1,157 @@
+"""``python -m benchmark.speakers``: how well voiceprints name a job's speakers.
+
+The evaluation set is made here with espeak-ng and sox (tests/support/media_gen.py): the
+three-voice conversation, as spoken and through sox's tempo and pitch changes, and one
+enrollment sample per voice with other sentences than the conversation's. Each voice in
+turn is left out of the enrolled ones, so every voice is once the stranger who must get no
+name. The stages run directly (decode, diarize, transcribe on the offline models); the
+identification is the diarize stage's own (stages/identify.py).
+
+Printed: the share of the enrolled voices' words named right, the share of the stranger's
+words given a name (false names: the target is 0), and the margins between
+SPEAKER_MATCH_THRESHOLD and each speaker's similarity with its own voiceprint (above it)
+and with the nearest wrong one (below it).
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import tempfile
+from collections import Counter
+from dataclasses import dataclass
+from pathlib import Path
+
+from pipeline.voiceprints import Candidate, unit
+from stages import artifacts
+from stages.options import JobOptions
+from stages.settings import Settings
+from stages.types import Result
+from tests.support.jobs import context, new_job
+from tests.support.media_gen import VOICES, Turn, altered, conversation, enrollment_sample
+
+#: The recordings the conversation is evaluated in: sox effects applied to it.
+VARIANTS: dict[str, list[str]] = {
+    "as spoken": [],
+    "tempo x1.1": ["tempo", "1.1"],
+    "pitch +50 cents": ["pitch", "50"],
+    "pitch -50 cents": ["pitch", "-50"],
+}
+
+
+@dataclass
+class Tally:
+    named_right: int = 0
+    enrolled_words: int = 0
+    falsely_named: int = 0
+    stranger_words: int = 0
+    own_margin: float = float("inf")  # least (similarity with own voiceprint - threshold)
+    wrong_margin: float = float("inf")  # least (threshold - similarity with a wrong one)
+
+
+def _run(stages: list[object], jobs_dir: Path, settings: Settings, audio: Path,
+         options: JobOptions) -> artifacts.Files:
+    ctx = context(jobs_dir, new_job(jobs_dir, audio), settings, options)
+    for stage in stages:
+        stage.process(ctx)  # type: ignore[attr-defined]
+    return ctx.files
+
+
+def _speaker_at(turns: list[Turn], time: float) -> str:
+    """The reference speaker of the turn nearest to ``time``."""
+    return min(turns, key=lambda t: 0.0 if t.start <= time <= t.end
+               else min(abs(time - t.start), abs(time - t.end))).speaker
+
+
+def main(argv: list[str] | None = None) -> None:
+    parser = argparse.ArgumentParser(prog="python -m benchmark.speakers", description=__doc__)
+    parser.add_argument("--threshold", type=float, help="SPEAKER_MATCH_THRESHOLD to score "
+                        "(default: the setting's)")
+    args = parser.parse_args(argv)
+    os.environ.setdefault("HF_HUB_OFFLINE", "1")
+    os.environ.setdefault("PYANNOTE_METRICS_ENABLED", "0")
+    from stages.decode import DecodeStage
+    from stages.diarize import DiarizeStage
+    from stages.identify import identify, similarities
+    from stages.transcribe import TranscribeStage
+
+    with tempfile.TemporaryDirectory() as tmp:
+        root = Path(tmp)
+        settings = Settings.from_env(jobs_dir=str(root / "jobs"), whisper_model="tiny.en",
+                                     device="cpu")
+        threshold = settings.speaker_match_threshold if args.threshold is None else (
+            args.threshold)
+        decode, diarize, transcribe = DecodeStage(), DiarizeStage(), TranscribeStage()
+        for stage in (diarize, transcribe):
+            stage.setup(settings)
+        jobs = root / "jobs"
+
+        prints: dict[str, Candidate] = {}
+        for voice in VOICES:
+            files = _run([decode, diarize], jobs, settings, enrollment_sample(root, voice),
+                         JobOptions(num_speakers=1))
+            found = artifacts.read(files.diarization, artifacts.Diarization)
+            [embedding] = found.embeddings.values()
+            prints[voice] = Candidate(id=voice, name=voice, model=found.model or "",
+                                      embedding=unit(embedding))
+
+        spoken, turns = conversation(root)
+        tallies: dict[str, Tally] = {}
+        for variant, effects in VARIANTS.items():
+            audio = altered(spoken, root / f"variant-{len(tallies)}.wav", effects)
+            # sox's tempo shortens the audio: the reference turns with it.
+            scale = 1 / float(effects[1]) if effects[:1] == ["tempo"] else 1.0
+            reference = [Turn(t.start * scale, t.end * scale, t.speaker, t.text) for t in turns]
+            files = _run([decode, diarize, transcribe], jobs, settings, audio, JobOptions())
+            found = artifacts.read(files.diarization, artifacts.Diarization)
+            result = artifacts.read(files.result(1), Result)
+            words = [(w.speaker, _speaker_at(reference, (w.start + w.end) / 2))
+                     for s in result.segments for w in s.words
+                     if w.start is not None and w.end is not None]
+            tally = tallies[variant] = Tally()
+            for stranger in VOICES:
+                enrolled = [prints[v] for v in VOICES if v != stranger]
+                names, _ = identify(found.embeddings, found.speakers, enrolled,
+                                    found.model or "", threshold)
+                shown = {n.label: n.voiceprint for n in names}
+                for label, truth in words:
+                    given = shown.get(label or "")
+                    if truth == stranger:
+                        tally.stranger_words += 1
+                        tally.falsely_named += given is not None
+                    else:
+                        tally.enrolled_words += 1
+                        tally.named_right += given == truth
+            # Margins over every voiceprint: each speaker's voice is the one most of the
+            # words it was given belong to.
+            voice_of = {label: counts.most_common(1)[0][0] for label in found.speakers
+                        if (counts := Counter(t for g, t in words if g == label))}
+            for label, row in similarities(found.embeddings, list(prints.values())).items():
+                own = voice_of.get(label)
+                if own is None:  # a speaker without words: no voice to score it against
+                    continue
+                tally.own_margin = min(tally.own_margin, row[own] - threshold)
+                tally.wrong_margin = min(tally.wrong_margin, threshold - max(
+                    score for name, score in row.items() if name != own))
+            print(f"{variant}: {len(found.speakers)} speakers; similarities "
+                  + "; ".join(f"{voice_of.get(label, label)}: " + ", ".join(
+                      f"{name} {score:.3f}" for name, score in row.items())
+                      for label, row in similarities(found.embeddings,
+                                                     list(prints.values())).items()),
+                  flush=True)
+
+    print(f"\nSPEAKER_MATCH_THRESHOLD {threshold:g}, offline models (CAM++), "
+          f"{len(VOICES)} voices, each once unenrolled\n")
+    print("| recording | words named right | stranger's words named (false) "
+          "| own - threshold (min) | threshold - nearest wrong (min) |")
+    print("|---|---|---|---|---|")
+    for variant, t in tallies.items():
+        print(f"| {variant} | {t.named_right / max(t.enrolled_words, 1):.1%} "
+              f"({t.named_right}/{t.enrolled_words}) | "
+              f"{t.falsely_named / max(t.stranger_words, 1):.1%} "
+              f"({t.falsely_named}/{t.stranger_words}) | {t.own_margin:+.3f} | "
+              f"{t.wrong_margin:+.3f} |")
+
+
+if __name__ == "__main__":
+    main()
