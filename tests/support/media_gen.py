@@ -113,16 +113,17 @@ def speak(path: Path, voice: list[str], text: str) -> Path:
     return path
 
 
-def conversation(directory: Path) -> tuple[Path, list[Turn]]:
-    """Speak SCRIPT with three espeak-ng voices, join the clips with sox (with a short
-    pause between turns) and return the WAV and its reference turns."""
+def conversation(directory: Path,
+                 script: list[tuple[str, str]] = SCRIPT) -> tuple[Path, list[Turn]]:
+    """Speak ``script`` (voice, text) with the espeak-ng VOICES, join the clips with sox
+    (with a short pause between turns) and return the WAV and its reference turns."""
     clips: list[Path] = []
     turns: list[Turn] = []
     t = 0.0
     silence = directory / "gap.wav"
     subprocess.run(["sox", "-n", "-r", str(SAMPLE_RATE), "-c", "1", "-b", "16", str(silence),
                     "trim", "0", str(_GAP_SECONDS)], check=True)
-    for i, (speaker, text) in enumerate(SCRIPT):
+    for i, (speaker, text) in enumerate(script):
         clip = speak(directory / f"line{i}.wav", VOICES[speaker], text)
         with wave.open(str(clip), "rb") as w:
             seconds = w.getnframes() / w.getframerate()
@@ -146,9 +147,10 @@ ENROLLMENT: dict[str, str] = {
 }
 
 
-def enrollment_sample(directory: Path, speaker: str) -> Path:
-    """``speaker``'s enrollment sample (ENROLLMENT), as a 16 kHz mono WAV."""
-    return speak(directory / f"enroll-{speaker}.wav", VOICES[speaker], ENROLLMENT[speaker])
+def enrollment_sample(directory: Path, speaker: str, text: str | None = None) -> Path:
+    """``speaker`` saying ``text`` (default: its ENROLLMENT), as a 16 kHz mono WAV."""
+    return speak(directory / f"enroll-{speaker}.wav", VOICES[speaker],
+                 text or ENROLLMENT[speaker])
 
 
 def altered(source: Path, target: Path, effects: list[str]) -> Path:
