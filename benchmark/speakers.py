@@ -17,7 +17,9 @@ from __future__ import annotations
 
 import argparse
 import os
+import statistics
 import tempfile
+import time
 from collections import Counter
 from dataclasses import dataclass
 from pathlib import Path
@@ -84,11 +86,59 @@ def _speaker_at(turns: list[Turn], time: float) -> str:
                else min(abs(time - t.start), abs(time - t.end))).speaker
 
 
+def reruns(rounds: int) -> None:
+    """Seconds from POST /jobs/{id}/rerun from diarize to the completed job seen by a long
+    poll, through the whole service (gateway and a worker per stage, as processes), on the
+    tests' 52 s conversation: the speaker options a rerun changes without transcribing
+    again."""
+    import httpx
+
+    from benchmark.procs import Processes, valkey
+    from benchmark.service import service
+
+    with tempfile.TemporaryDirectory() as tmp:
+        root = Path(tmp)
+        audio, _ = conversation(root)
+        procs = Processes(root / "logs")
+        with valkey(root / "valkey") as url, service(procs, url, root / "jobs",
+                                                     "tiny.en") as running:
+            job_id, seconds = running.run(audio)
+            print(f"full job: {seconds:.2f} s", flush=True)
+            job = running.client.get(f"/jobs/{job_id}").json()
+            speaker = job["result"]["speakers"][0]
+            enrolled = running.client.post("/speakers", json={
+                "name": "Alice", "from_job": job_id, "speaker": speaker})
+            enrolled.raise_for_status()
+            changes: list[dict[str, object]] = [
+                {"num_speakers": 2}, {"num_speakers": 3}, {"min_speakers": 2, "max_speakers": 4},
+                {"identify": True}]
+            print("| rerun from diarize with | seconds (median) | min | max |\n|---|---|---|---|")
+            for change in changes:
+                times = []
+                for _ in range(rounds):
+                    started = time.perf_counter()
+                    answer = running.client.post(f"/jobs/{job_id}/rerun", json={
+                        "from_stage": "diarize", "num_speakers": None, "min_speakers": None,
+                        "max_speakers": None, "identify": False, **change})
+                    if answer.status_code != httpx.codes.ACCEPTED:
+                        raise RuntimeError(answer.text)
+                    running.wait(job_id)
+                    times.append(time.perf_counter() - started)
+                shown = ", ".join(f"{k}={v}" for k, v in change.items())
+                print(f"| {shown} | {statistics.median(times):.3f} | {min(times):.3f} | "
+                      f"{max(times):.3f} |", flush=True)
+
+
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(prog="python -m benchmark.speakers", description=__doc__)
     parser.add_argument("--threshold", type=float, help="SPEAKER_MATCH_THRESHOLD to score "
                         "(default: the setting's)")
+    parser.add_argument("--reruns", type=int, metavar="ROUNDS", help="instead: time reruns "
+                        "from diarize through the whole service, ROUNDS times each")
     args = parser.parse_args(argv)
+    if args.reruns:
+        reruns(args.reruns)
+        return
     os.environ.setdefault("HF_HUB_OFFLINE", "1")
     os.environ.setdefault("PYANNOTE_METRICS_ENABLED", "0")
     from stages.decode import DecodeStage
