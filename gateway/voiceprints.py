@@ -78,7 +78,7 @@ def _not_found(voiceprint_id: str) -> NotFound:
 async def job_sample(services: Services, owner: str | None, job_id: object,
                      speaker: object) -> Sample:
     """The embedding the diarize stage computed for ``speaker`` (a label or the name it
-    shows) of the caller's finished job ``job_id``."""
+    shows; None: the job's one speaker) of the caller's finished job ``job_id``."""
     if not isinstance(job_id, str) or not job_id:
         raise BadRequest(f"from_job must be a job id, not {shown(job_id)}", field="from_job")
     job = await find_job(services.store, job_id, owner)
@@ -88,24 +88,29 @@ async def job_sample(services: Services, owner: str | None, job_id: object,
     if result is None or not files.diarization.exists():
         raise Gone(f"the speakers of job {job_id} are no longer stored; enroll a sample "
                    "instead (POST /speakers with a file)")
-    entries = speaker_names(result)
-    entry = next((e for e in entries if speaker in (e.label, e.name)), None)
-    if entry is None:
-        listed = ", ".join(e.label if e.name == e.label else f"{e.label} ({e.name})"
-                           for e in entries) or "none"
-        raise BadRequest(f"{shown(speaker)} is not a speaker of job {job_id}; its speakers "
-                         f"are {listed}", field="speaker")
     diarization = await asyncio.to_thread(artifacts.read, files.diarization,
                                           artifacts.Diarization)
+    # A speaker diarization found may have no words, and so no entry in the result.
+    labels = {s: s for s in diarization.speakers} | {
+        key: e.label for e in speaker_names(result) for key in (e.label, e.name)}
+    if speaker is None and len(diarization.speakers) == 1:
+        speaker = diarization.speakers[0]
+    label = labels.get(speaker) if isinstance(speaker, str) else None
+    if label is None:
+        if speaker is None:
+            raise Unprocessable(f"no voice was found in the sample (job {job_id}); send a "
+                                "few seconds or more of one person speaking")
+        raise BadRequest(f"{shown(speaker)} is not a speaker of job {job_id}; its speakers "
+                         f"are {', '.join(diarization.speakers) or 'none'}", field="speaker")
     if diarization.model is None:
         raise Gone(f"job {job_id} was diarized by an earlier version, which kept no "
                    "embedding model: rerun it from diarize, then enroll again")
-    embedding = diarization.embeddings.get(entry.label)
+    embedding = diarization.embeddings.get(label)
     if embedding is None:
-        raise Unprocessable(f"{entry.label} of job {job_id} spoke too little to have an "
+        raise Unprocessable(f"{label} of job {job_id} spoke too little to have an "
                             "embedding; enroll a longer sample of this voice")
     return Sample(embedding=unit(embedding), model=diarization.model, job_id=job.id,
-                  label=entry.label)
+                  label=label)
 
 
 async def add_sample(voiceprints: VoiceprintStore, owner: str | None, name: str,
@@ -172,12 +177,7 @@ async def create_voiceprint(request: Request[Any, Any, Any], services: Services,
             log.info("job=%s enrollment still %s: answering 202", job_id, job.status)
             return Response(JobAccepted(job_id=job_id, status=JobStatus(job.status)),
                             status_code=202, headers={"Location": f"/jobs/{job_id}"})
-        result = await read_result(job, served_run(job)[1])
-        speakers = speaker_names(result) if result is not None else []
-        if not speakers:
-            raise Unprocessable(f"no voice was found in the sample (job {job_id}); send a "
-                                "few seconds or more of one person speaking")
-        sample = await job_sample(services, owner, job_id, speakers[0].label)
+        sample = await job_sample(services, owner, job_id, None)
     else:
         body = await _json(request)
         name = _name(body.get("name"))

@@ -24,15 +24,15 @@ from stages.types import SpeakerName
 def identified(ctx: Context, diarization: artifacts.Diarization) -> artifacts.Diarization:
     """``diarization`` with its speakers named by the voiceprints the gateway gave the job,
     if it asked to identify them."""
-    if ctx.job.options.identify is False or diarization.model is None:
+    if ctx.job.options.identify is False:
         return diarization
     if not ctx.files.voiceprints.exists():
         raise PermanentError("identify: the job has no voiceprints to compare with; submit "
                              "it through the gateway, which gives it the caller's")
     candidates = artifacts.read(ctx.files.voiceprints, Candidates).voiceprints
     names, warnings = identify(
-        diarization.embeddings, diarization.speakers, candidates, diarization.model,
-        ctx.settings.speaker_match_threshold)
+        diarization.embeddings, diarization.speakers, candidates,
+        ctx.settings.diarization_identity, ctx.settings.speaker_match_threshold)
     ctx.log.info("identified %s among %d voiceprints", ", ".join(
         f"{n.label} as {n.name} ({n.similarity:.3f})" for n in names
         if n.similarity is not None) or "nobody", len(candidates))

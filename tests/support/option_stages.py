@@ -94,8 +94,11 @@ class Diarize(_Stage):
     def output(self, ctx: JobContext) -> None:
         # Each speaker's embedding as the real stage keeps it, and identified by the real
         # code, so that voiceprints work end to end through HTTP without a model.
+        # As many voices as num_speakers asks for (an enrollment sample's job asks for one).
+        speakers = RESULT.speakers[:ctx.job.options.num_speakers]
         found = artifacts.Diarization(
-            turns=[], exclusive_turns=[], speakers=RESULT.speakers, embeddings=EMBEDDINGS,
+            turns=[], exclusive_turns=[], speakers=speakers,
+            embeddings={s: EMBEDDINGS[s] for s in speakers},
             model=ctx.settings.diarization_identity)
         artifacts.write_atomically(ctx.files.diarization, identify.identified(ctx, found))
 
