@@ -1,9 +1,9 @@
 """Voiceprints: a named voice's speaker embeddings, per owner, in Redis.
 
-A voiceprint is made from the embeddings the diarize stage computed for one speaker (of an
+A voiceprint is made from the embeddings a job's stages computed for one speaker (of an
 enrollment job, or of any finished job), so the gateway never loads a model. Each records
-the diarization pipeline whose embedding model made it: embeddings of different models
-live in different spaces, and a job diarized by another one never matches it.
+the model that computed them: embeddings of different models live in different spaces,
+and a job whose speakers another model embedded never matches it.
 """
 
 from __future__ import annotations
@@ -23,7 +23,7 @@ class Voiceprint(msgspec.Struct, kw_only=True):
 
     id: str
     name: str
-    model: str  # the diarization pipeline whose embedding model embedded the samples
+    model: str  # the model (pipeline) that computed the sample embeddings
     # One unit-length embedding per sample: adding a sample keeps the others, so the mean
     # can be recomputed and a bad sample would stay visible in the count.
     samples: list[list[float]]
