@@ -121,3 +121,35 @@ def test_a_rerun_names_the_enrolled_voices_without_transcribing_again(
     right = sum(given == voice.title() for given, voice in enrolled)
     assert right / len(enrolled) >= 0.95, spoken
     assert not [given for given, voice in spoken if voice == "carl" and given in named]
+
+
+def test_only_a_rerun_from_diarize_with_the_same_transcription_reuses_the_transcript(
+        make_ctx: MakeContext, tmp_path: Path) -> None:
+    from stages.transcribe import _reusable, transcribed_with
+
+    audio = tmp_path / "audio.wav"
+    audio.write_bytes(b"RIFF and some samples")
+    first, _ = make_ctx(audio, JobOptions(language="en"))
+    shutil.copyfile(audio, first.files.audio)
+    made_with = transcribed_with(first)
+    artifacts.write_atomically(first.files.transcript, artifacts.Transcript(
+        language="en", duration=1.0, segments=[], made_with=made_with))
+
+    def run(options: JobOptions, plan: tuple[str, ...]) -> JobContext:
+        return dataclasses.replace(first, job=msgspec.structs.replace(
+            first.job, run=2, plan=plan, options=options))
+
+    speakers_only = run(JobOptions(language="en", num_speakers=2, identify=True),
+                        ("diarize", "transcribe"))
+    assert _reusable(speakers_only, transcribed_with(speakers_only)) is not None
+    for changed in (JobOptions(language="de"), JobOptions(language="en", model="base"),
+                    JobOptions(language="en", prompt="Osterhaus")):
+        rerun = run(changed, ("diarize", "transcribe"))
+        assert _reusable(rerun, transcribed_with(rerun)) is None, changed
+    # A replay from transcribe or decode (a model upgraded under the same name) transcribes.
+    for plan in (("transcribe",), ("decode", "diarize", "transcribe")):
+        rerun = run(JobOptions(language="en"), plan)
+        assert _reusable(rerun, transcribed_with(rerun)) is None, plan
+    # Other audio (a rerun from decode that failed after decoding, then one from diarize).
+    first.files.audio.write_bytes(b"RIFF and other samples")
+    assert _reusable(speakers_only, transcribed_with(speakers_only)) is None
