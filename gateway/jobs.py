@@ -221,10 +221,8 @@ async def rerun_job(job_id: str, data: dict[str, Any], services: Services,
     await check_runnable(options, services.settings)
     await check_callback(options.callback_url, services.settings)
     candidates = await identify_candidates(services.store, owner, options)
-    if not job.status.terminal:
-        raise Conflict(f"job {job_id} is still {job.status}; wait until it has finished "
-                       f"(GET /jobs/{job_id}?wait=60), then rerun it")
-    await give_candidates(Files.of(services.settings.jobs_path, job_id), candidates)
+    if job.status.terminal:  # a running job's diarize stage may be reading its copy
+        await give_candidates(Files.of(services.settings.jobs_path, job_id), candidates)
     try:
         outcome = await services.store.rerun(job, from_stage, overrides)
     except (ValueError, msgspec.ValidationError) as exc:
