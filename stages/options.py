@@ -92,6 +92,9 @@ class JobOptions(Options, frozen=True, kw_only=True, forbid_unknown_fields=True)
                 + " and ".join(f"{name}={value}" for name, value in (
                     ("min_speakers", self.min_speakers), ("max_speakers", self.max_speakers))
                     if value) + ")"))
+        if self.identify is not False and not self.diarize:
+            raise OptionError("identify", "identify names the speakers diarization finds: "
+                                          "it needs diarize=true")
         if self.callback_url is not None:
             try:
                 parts = parse_url(self.callback_url)

@@ -69,6 +69,8 @@ async def test_identify_is_checked_when_the_job_is_submitted(client: httpx.Async
     assert "POST /speakers" in none_yet.json()["error"]["message"]
     job_id = await completed_job(client, store)
     await _enroll(client, job_id, "SPEAKER_00", "Bob")
+    undiarized = await submit(client, identify="true", diarize="false")
+    assert undiarized.status_code == 400 and undiarized.json()["error"]["field"] == "identify"
     for value in ("Carol", "Bob,,Carol", "maybe"):
         refused = await submit(client, identify=value)
         assert refused.status_code == 400, value
