@@ -6,7 +6,7 @@ import asyncio
 import hashlib
 import logging
 import os
-from collections.abc import Callable, Collection, Mapping
+from collections.abc import Awaitable, Callable, Collection, Mapping
 from dataclasses import dataclass
 from typing import Any
 
@@ -154,7 +154,10 @@ async def give_candidates(files: Files, candidates: Candidates | None) -> None:
 async def submit(request: Request[Any, Any, Any], store: JobStore, settings: Settings, *,
                  owner: str | None, max_seconds: float, too_long: str,
                  parse: Callable[[Upload], JobOptions] | None = None,
-                 fields: Collection[str] = JobOptions.__struct_fields__) -> Submitted:
+                 fields: Collection[str] = JobOptions.__struct_fields__,
+                 field_limits: Mapping[str, int] | None = None,
+                 voices: Callable[[JobOptions], Awaitable[Candidates | None]] | None = None,
+                 ) -> Submitted:
     """Receive, check and store the upload, then create and queue its job. With a ``url``
     instead of a file, the job is created at once and its decode stage downloads the audio
     (the duration limit ``max_seconds`` holds there).
@@ -162,21 +165,24 @@ async def submit(request: Request[Any, Any, Any], store: JobStore, settings: Set
     ``max_seconds`` is the longest audio accepted; ``too_long`` tells the client what to do
     with longer audio. ``parse`` reads the job's options from the form's ``fields`` (the
     only ones accepted besides the file; default: the options themselves, see
-    :func:`parse_options`).
+    :func:`parse_options`), each at most its ``field_limits`` bytes (default 1 KiB).
+    ``voices`` gives the voiceprints a job with ``identify`` is matched against (default:
+    the caller's, :func:`identify_candidates`).
     """
     await check_backpressure(store, settings)
     idempotency_key = request.headers.get("idempotency-key") or None
     if idempotency_key is not None and len(idempotency_key) > 200:
         raise BadRequest("Idempotency-Key is longer than 200 characters; send a shorter key")
     upload = await receive_upload(request, settings.jobs_path, settings.max_upload_bytes, fields,
-                                  digest=idempotency_key is not None)
+                                  digest=idempotency_key is not None, field_limits=field_limits)
     try:
         if upload.url is not None:
             check_url(upload.url, settings)
         options = parse(upload) if parse else parse_options(upload.fields)
         await check_runnable(options, settings)
         await check_callback(options.callback_url, settings)
-        candidates = await identify_candidates(store, owner, options)
+        candidates = await (voices(options) if voices is not None
+                            else identify_candidates(store, owner, options))
         if upload.url is None:
             await _check_audio(upload, options, max_seconds, too_long)
         job_id = new_job_id()

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+from collections.abc import Sequence
 from typing import Any
 
 import msgspec
@@ -20,9 +21,16 @@ from gateway.models import JobAccepted
 from gateway.services import Services
 from gateway.submit import submit
 from gateway.uploads import Upload
-from pipeline.errors import BadRequest, Conflict, Gone, NotFound, Unprocessable
-from pipeline.store import now_iso
-from pipeline.voiceprints import Voiceprint, VoiceprintStore, new_id, unit
+from pipeline.errors import BadRequest, Conflict, Gone, NotFound, Unavailable, Unprocessable
+from pipeline.store import new_job_id, now_iso
+from pipeline.voiceprints import (
+    Candidate,
+    Candidates,
+    Voiceprint,
+    VoiceprintStore,
+    new_id,
+    unit,
+)
 from stages import artifacts
 from stages.options import JobOptions, shown
 from stages.speakers import NamingError, check_name, speaker_names
@@ -250,3 +258,34 @@ async def delete_voiceprint(voiceprint_id: str, services: Services,
         raise _not_found(voiceprint_id)
     log.info("voiceprint %s deleted", voiceprint_id)
     return Deleted(voiceprint_id)
+
+
+async def known_voices(services: Services, owner: str | None,
+                       known: Sequence[tuple[str, bytes]]) -> Candidates:
+    """Voices named by one request only (OpenAI's known_speaker_references[]): each audio
+    is diarized as a job of one speaker, as an enrollment sample is, and the job deleted
+    once its embedding is read, so nothing of them is stored."""
+    store, settings = services.store, services.settings
+    job_ids = [new_job_id() for _ in known]
+    try:
+        for job_id, (name, audio) in zip(job_ids, known, strict=True):
+            files = artifacts.Files.of(settings.jobs_path, job_id)
+            files.create()
+            await asyncio.to_thread(files.input.write_bytes, audio)
+            await store.create(job_id, JobOptions(num_speakers=1), owner=owner,
+                               input_name=f"known speaker {name}",
+                               max_seconds=settings.sync_max_seconds)
+        voices = []
+        for job_id, (name, _) in zip(job_ids, known, strict=True):
+            job, _ = await finished_result(services, job_id, settings.sync_timeout_seconds)
+            if job.status != JobStatus.COMPLETED:
+                raise Unavailable(f"the known speaker {name!r} took longer than "
+                                  f"{settings.sync_timeout_seconds:g} s to embed; send a "
+                                  "shorter reference or retry later", retry_after=30)
+            sample = await job_sample(services, owner, job_id, None)
+            voices.append(Candidate(id=f"known:{name}", name=name, model=sample.model,
+                                    embedding=sample.embedding))
+        return Candidates(voiceprints=voices)
+    finally:
+        for job_id in job_ids:  # deleting also cancels, and removes the files of any
+            await store.delete(job_id)
