@@ -13,6 +13,7 @@ from litestar.exceptions import HTTPException
 from litestar.openapi import OpenAPIConfig
 from litestar.types import Scope
 
+from gateway.audio import get_audio
 from gateway.auth import require_key
 from gateway.errors import api_error_handler, http_exception_handler, internal_error_handler
 from gateway.events import JobEvents
@@ -39,6 +40,7 @@ from gateway.voiceprints import (
     list_voiceprints,
     update_voiceprint,
 )
+from gateway.web import swagger_plugin, web_router
 from pipeline.connection import connect
 from pipeline.errors import ApiError
 from pipeline.janitor import run_janitor
@@ -76,8 +78,8 @@ def create_app(settings: Settings) -> Litestar:
         route_handlers=[create_job, get_job, get_result, get_run_result, rerun_job, list_jobs,
                         delete_job, transcribe, rename_speakers, create_voiceprint,
                         list_voiceprints, get_voiceprint, update_voiceprint,
-                        delete_voiceprint, health, metrics,
-                        openai_router()],
+                        delete_voiceprint, get_audio, health, metrics,
+                        openai_router(), web_router()],
         lifespan=[lifespan],
         state=State({"settings": settings}),
         guards=[require_key],
@@ -90,7 +92,8 @@ def create_app(settings: Settings) -> Litestar:
             title="Transcription & Diarization API", version="1.0.0",
             description="Speech transcription with speaker diarization. Upload audio to "
                         "POST /jobs and poll GET /jobs/{id}, or POST /transcribe for short "
-                        "audio."),
+                        "audio.",
+            render_plugins=[swagger_plugin()]),
         # Logging is set up once per process by pipeline.logs (LOG_LEVEL); Litestar's own
         # configuration would install a second root handler at INFO.
         logging_config=None,

@@ -12,6 +12,7 @@ from typing import Any
 
 import msgspec
 from litestar import Request, Response, get
+from litestar.openapi.datastructures import ResponseSpec
 from redis.asyncio import Redis
 from redis.exceptions import ResponseError
 
@@ -93,6 +94,8 @@ def storage_problems(storage: Storage) -> list[str]:
 
 
 @get("/health", opt={PUBLIC: True}, summary="Redis, the disk and the stage workers",
+     responses={503: ResponseSpec(Health, generate_examples=False,
+                                  description="Something is wrong: `problems` says what.")},
      description="200 when Redis answers and can persist, JOBS_DIR has room and every "
                  "stage has a live worker, else 503. With API_KEYS set, the details "
                  "(stages, problems, storage) need a key of ADMIN_API_KEYS; without one "

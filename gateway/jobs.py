@@ -9,8 +9,10 @@ from typing import Annotated, Any
 
 import msgspec
 from litestar import Request, Response, delete, get, post
+from litestar.openapi.datastructures import ResponseSpec
 from litestar.params import Parameter
 
+from gateway.apidocs import JOB_FORM, errors, multipart
 from gateway.auth import same_owner
 from gateway.events import next_change, until_finished
 from gateway.formats import RENDERERS
@@ -93,6 +95,7 @@ def _location(job_id: str) -> dict[str, str]:
 
 
 @post("/jobs", status_code=202, request_max_body_size=None,
+      operation_class=multipart(JOB_FORM), responses=errors(400, 413, 415, 422, 507),
       summary="Submit audio as a background job",
       description=f"multipart/form-data: `file` (the audio) and optional fields {_OPTIONS}. "
                   "Send `Idempotency-Key` to make retries safe.")
@@ -107,7 +110,8 @@ async def create_job(request: Request[Any, Any, Any], services: Services,
                     headers=_location(job.id))
 
 
-@get("/jobs/{job_id:str}", summary="A job's status, stages and (once completed) result")
+@get("/jobs/{job_id:str}", summary="A job's status, stages and (once completed) result",
+     responses=errors(400, 404))
 async def get_job(
     job_id: str, services: Services, owner: str | None,
     wait: Annotated[float, Parameter(
@@ -125,6 +129,7 @@ async def get_job(
 
 
 @get("/jobs/{job_id:str}/result", summary="A completed job's result in one of several formats",
+     responses=errors(400, 404, 409, 410),
      description="The result of the job's latest run; after a rerun that failed or was "
                  f"cancelled, that of the latest run that completed. The {RESULT_RUN_HEADER} "
                  "header says which run it is.")
@@ -181,7 +186,8 @@ async def _render(job: Job[Options], result: Result | None, format: Format,  # n
 
 
 @get("/jobs/{job_id:str}/runs/{run:int}/result",
-     summary="The result of one run of a job (earlier runs stay available)")
+     summary="The result of one run of a job (earlier runs stay available)",
+     responses=errors(400, 404, 409, 410))
 async def get_run_result(
     job_id: str, run: int, services: Services, owner: str | None,
     format: Annotated[Format, Parameter(  # noqa: A002 - the query parameter's public name
@@ -199,7 +205,7 @@ async def get_run_result(
                          services.settings)
 
 
-@post("/jobs/{job_id:str}/rerun", status_code=202,
+@post("/jobs/{job_id:str}/rerun", status_code=202, responses=errors(400, 404, 409, 410),
       summary="Recompute a finished job from one stage, with changed options",
       description=f"A JSON object: `from_stage` ({', '.join(STAGES)}) and any of the job "
                   f"options ({_OPTIONS}); each option given replaces the job's (e.g. "
@@ -243,7 +249,7 @@ async def rerun_job(job_id: str, data: dict[str, Any], services: Services,
                     status_code=202, headers=_location(job_id))
 
 
-@get("/jobs", summary="Recent jobs, newest first")
+@get("/jobs", summary="Recent jobs, newest first", responses=errors(400))
 async def list_jobs(
     services: Services, owner: str | None,
     status: Annotated[JobStatus | None, Parameter(description="only jobs in this status")] = None,
@@ -260,7 +266,7 @@ async def list_jobs(
                    next_cursor=next_cursor)
 
 
-@delete("/jobs/{job_id:str}", status_code=200,
+@delete("/jobs/{job_id:str}", status_code=200, responses=errors(400, 404),
         summary="Cancel a job wherever it is and delete it with its files")
 async def delete_job(job_id: str, services: Services, owner: str | None) -> Deleted:
     store = services.store
@@ -296,6 +302,13 @@ async def finished_result(services: Services, job_id: str,
 
 
 @post("/transcribe", status_code=200, request_max_body_size=None,
+      operation_class=multipart(JOB_FORM),
+      responses=errors(400, 413, 415, 422, 507, also={
+          200: ResponseSpec(JobView, description="The job, completed, with its result.",
+                            generate_examples=False),
+          202: ResponseSpec(JobAccepted, description="The job takes longer than "
+                            "SYNC_TIMEOUT_SECONDS: poll GET /jobs/{id}.",
+                            generate_examples=False)}),
       summary="Transcribe short audio and wait for the result",
       description="Like POST /jobs, but answers with the finished job (200). Audio longer "
                   "than SYNC_MAX_SECONDS is refused (413); if the job takes longer than "

@@ -24,6 +24,7 @@ from prometheus_client.core import (
 )
 from prometheus_client.registry import Collector
 
+from gateway.apidocs import errors
 from gateway.auth import ADMIN
 from gateway.health import Storage, storage_state
 from gateway.services import Services
@@ -132,6 +133,7 @@ class SnapshotCollector(Collector):
 
 
 @get("/metrics", opt={ADMIN: True}, summary="Prometheus metrics", include_in_schema=True,
+     responses=errors(),
      description="With API_KEYS set, needs a key of ADMIN_API_KEYS: the figures are every "
                  "key's.")
 async def metrics(services: Services) -> Response[bytes]:

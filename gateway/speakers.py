@@ -10,6 +10,7 @@ from typing import Any
 import msgspec
 from litestar import patch
 
+from gateway.apidocs import errors
 from gateway.jobs import find_job, read_result, served_run
 from gateway.services import Services
 from gateway.voiceprints import add_sample, job_sample
@@ -27,7 +28,8 @@ log = logging.getLogger("gateway.speakers")
                    'e.g. {"SPEAKER_01": "Alice"}. Rewrites the result served by '
                    "GET /jobs/{id}/result (every format) and answers it as JSON. With "
                    '"enroll": true, each renamed speaker\'s embedding is also added to the '
-                   "voiceprint of its new name (made when there is none).")
+                   "voiceprint of its new name (made when there is none).",
+       responses=errors(400, 404, 409, 410, 422))
 async def rename_speakers(job_id: str, data: dict[str, Any], services: Services,
                           owner: str | None) -> Result:
     job = await find_job(services.store, job_id, owner)

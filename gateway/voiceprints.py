@@ -15,7 +15,9 @@ from typing import Any
 
 import msgspec
 from litestar import Request, Response, delete, get, patch, post
+from litestar.openapi.datastructures import ResponseSpec
 
+from gateway.apidocs import AUDIO_FILE, AUDIO_URL, errors, multipart
 from gateway.jobs import find_job, finished_result, read_result, served_run
 from gateway.models import JobAccepted
 from gateway.services import Services
@@ -167,7 +169,19 @@ async def _enrollment_job(request: Request[Any, Any, Any], services: Services,
     return submitted.job_id, names[0]
 
 
+#: POST /speakers's form (it also takes JSON: see its description).
+SAMPLE_FORM: dict[str, dict[str, Any]] = {
+    "name": {"type": "string", "maxLength": 100,
+             "description": "The name jobs will show for this voice."},
+    "file": {**AUDIO_FILE, "description": "A few seconds to a minute of one person speaking."},
+    "url": AUDIO_URL}
+
+
 @post("/speakers", status_code=201, request_max_body_size=None,
+      operation_class=multipart(SAMPLE_FORM),
+      responses=errors(400, 404, 409, 410, 413, 415, 422, 507, also={
+          202: ResponseSpec(JobAccepted, description="The sample's job outlasted "
+                            "SYNC_TIMEOUT_SECONDS: enroll it later with from_job.")}),
       summary="Enroll a voiceprint: a named voice that jobs with `identify` recognise",
       description="Either multipart/form-data with `name` and an audio sample of one voice "
                   "(`file`, or `url`; a few seconds to a minute): the sample is diarized as "
@@ -207,12 +221,12 @@ async def _json(request: Request[Any, Any, Any]) -> dict[str, Any]:
     return body
 
 
-@get("/speakers", summary="Your voiceprints, by name")
+@get("/speakers", summary="Your voiceprints, by name", responses=errors())
 async def list_voiceprints(services: Services, owner: str | None) -> list[VoiceprintView]:
     return [view(v) for v in await services.voiceprints.all(owner)]
 
 
-@get("/speakers/{voiceprint_id:str}", summary="One voiceprint")
+@get("/speakers/{voiceprint_id:str}", summary="One voiceprint", responses=errors(400, 404))
 async def get_voiceprint(voiceprint_id: str, services: Services,
                          owner: str | None) -> VoiceprintView:
     found = await services.voiceprints.get(owner, voiceprint_id)
@@ -222,6 +236,7 @@ async def get_voiceprint(voiceprint_id: str, services: Services,
 
 
 @patch("/speakers/{voiceprint_id:str}", status_code=200,
+       responses=errors(400, 404, 409, 410, 422),
        summary="Rename a voiceprint, or add a sample to it",
        description='JSON: "name" renames it; "from_job" and "speaker" add that speaker\'s '
                    "embedding as one more sample (the voiceprint is their mean).")
@@ -250,7 +265,7 @@ async def update_voiceprint(voiceprint_id: str, data: dict[str, Any], services: 
     return view(found)
 
 
-@delete("/speakers/{voiceprint_id:str}", status_code=200,
+@delete("/speakers/{voiceprint_id:str}", status_code=200, responses=errors(400, 404),
         summary="Delete a voiceprint and its embeddings")
 async def delete_voiceprint(voiceprint_id: str, services: Services,
                             owner: str | None) -> Deleted:

@@ -107,6 +107,18 @@ class Gone(ApiError):
     """What the request needs existed, but was deleted or has expired."""
 
 
+class RangeNotSatisfiable(ApiError):
+    """A Range header asks for bytes outside the file; ``size`` is the file's length
+    (None where it is not known: the client's side, see :func:`error_for`)."""
+
+    def __init__(self, message: str, size: int | None = None) -> None:
+        super().__init__(message, field="Range")
+        self.size = size
+
+    def headers(self) -> dict[str, str]:
+        return {} if self.size is None else {"Content-Range": f"bytes */{self.size}"}
+
+
 class TooLarge(ApiError):
     """The upload, or the audio in it, is longer than the limit."""
 
@@ -162,6 +174,7 @@ HTTP_STATUS: dict[type[ApiError], int] = {
     Gone: 410,
     TooLarge: 413,
     UnsupportedMedia: 415,
+    RangeNotSatisfiable: 416,
     Unprocessable: 422,
     ApiError: 500,
     Unavailable: 503,

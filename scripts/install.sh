@@ -7,10 +7,11 @@ cd "$(dirname "$0")/.."
 
 extras="${1:-}"  # "test" also installs the test dependencies
 
-# The tests speak with espeak-ng, cut audio with sox and check the compose file with
-# docker-compose.
-debian_tools="espeak-ng sox docker-compose"
-if [ "$extras" = "test" ] && ! { command -v espeak-ng && command -v sox && command -v docker-compose; } >/dev/null; then
+# The tests speak with espeak-ng, cut audio with sox, check the compose file with
+# docker-compose and drive the web page in Debian's chromium (Playwright downloads no
+# browser here).
+debian_tools="espeak-ng sox docker-compose chromium"
+if [ "$extras" = "test" ] && ! { command -v espeak-ng && command -v sox && command -v docker-compose && command -v chromium; } >/dev/null; then
   if [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null; then
     apt-get update -qq
     # shellcheck disable=SC2086

@@ -112,7 +112,9 @@ def post(target: Target, body: bytes, headers: dict[str, str], timeout: float) -
         conn.request("POST", target.path, body=body, headers=headers)
         return conn.getresponse().status  # the body is not read: it is not stored
     except (OSError, http.client.HTTPException) as exc:
-        if expired.is_set():
+        # The socket's own timeout (one read of `timeout` s) can fire before the timer
+        # thread runs: the same failure, told the same way.
+        if expired.is_set() or isinstance(exc, TimeoutError):
             raise TimeoutError(f"no answer within {timeout:g} s") from None
         raise exc
     finally:

@@ -202,3 +202,15 @@ def test_the_gateway_serves_uploads_without_the_model_libraries(settings: Settin
     run = subprocess.run([sys.executable, "-c", GATEWAY_WITHOUT_MODELS], cwd=REPO, env=env,
                          capture_output=True, text=True, timeout=120)
     assert run.returncode == 0 and run.stdout.strip() == "ok", run.stderr[-3000:]
+
+
+def test_the_web_page_ships_with_the_gateway() -> None:
+    # The page's files are package data: an install (the gateway image's included) has them.
+    patterns = tomllib.loads((REPO / "pyproject.toml").read_text())["tool"]["setuptools"][
+        "package-data"]["gateway"]
+    static = REPO / "gateway" / "static"
+    files = [p for p in static.rglob("*") if p.is_file()]
+    assert any(p.name == "index.html" for p in files)
+    assert all(any(p.relative_to(static.parent).match(pattern) for pattern in patterns)
+               for p in files), patterns
+    assert "COPY gateway ./gateway" in (REPO / "deploy" / "Dockerfile.gateway").read_text()

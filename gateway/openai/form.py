@@ -8,8 +8,9 @@ import binascii
 import math
 import re
 from dataclasses import dataclass, field
-from typing import Literal, get_args
+from typing import Any, Literal, get_args
 
+from gateway.apidocs import AUDIO_FILE, AUDIO_URL, JOB_FORM, unset
 from gateway.submit import parse_options
 from gateway.uploads import Upload
 from pipeline.errors import BadRequest
@@ -33,6 +34,34 @@ FIELDS = ("model", "language", "prompt", "temperature", "response_format",
           "known_speaker_names[]", "known_speaker_references[]",
           *(f"chunking_strategy[{key}]" for key in (
               "type", "prefix_padding_ms", "silence_duration_ms", "threshold")))
+
+#: The form as the OpenAPI schema shows it (gateway/apidocs.py).
+FORM_SCHEMA: dict[str, dict[str, Any]] = {
+    "file": AUDIO_FILE, "url": AUDIO_URL,
+    "model": {"type": "string", "default": "whisper-1",
+              "description": "A model GET /v1/models lists runs that model; any other name "
+                             "(whisper-1, ...) runs WHISPER_MODEL."},
+    "language": JOB_FORM["language"],
+    "prompt": JOB_FORM["prompt"],
+    "temperature": unset({"type": "number", "minimum": 0, "maximum": 1,
+                          "description": "Accepted as OpenAI's is; decoding always starts "
+                                         "at 0."}),
+    "response_format": {"type": "string", "enum": list(RESPONSE_FORMATS), "default": "json",
+                        "description": "diarized_json only for transcriptions."},
+    "timestamp_granularities[]": unset({
+        "type": "array", "items": {"type": "string", "enum": list(GRANULARITIES)},
+        "description": "With verbose_json: word, segment or both."}),
+    "keywords[]": unset({"type": "array", "items": {"type": "string"},
+                         "description": "Names and terms to spell right (the job's hotwords)."}),
+    "known_speaker_names[]": unset({
+        "type": "array", "items": {"type": "string"}, "maxItems": 4,
+        "description": "With diarized_json: names of voices to recognise, each with a "
+                       "known_speaker_references[] entry, for this request only."}),
+    "known_speaker_references[]": unset({
+        "type": "array", "items": {"type": "string", "format": "uri"}, "maxItems": 4,
+        "description": "A data URL of a few seconds of each known speaker's voice "
+                       "(data:audio/wav;base64,...)."}),
+}
 
 
 #: As OpenAI: up to 4 known speakers, each a data URL of 2 to 10 s of audio (a little

@@ -13,10 +13,11 @@ import msgspec
 from litestar import Request, Response, Router, get, post
 from litestar.exceptions import HTTPException
 
+from gateway.apidocs import errors, multipart
 from gateway.errors import api_error_handler, http_exception_handler, internal_error_handler
 from gateway.jobs import finished_result
 from gateway.openai.answers import Model, ModelList, answer
-from gateway.openai.form import FIELD_LIMITS, FIELDS, OpenAIForm, Task, served_models
+from gateway.openai.form import FIELD_LIMITS, FIELDS, FORM_SCHEMA, OpenAIForm, Task, served_models
 from gateway.services import Services
 from gateway.submit import submit
 from gateway.voiceprints import known_voices
@@ -111,11 +112,14 @@ async def _transcribe(request: Request[Any, Any, Any], services: Services, owner
         code="timeout")
 
 
+#: In OpenAI's shape; a file that is not audio is a 400, as OpenAI answers it.
+_ERRORS = errors(400, 410, 413, 422, 504, 507, body=Error)
 _DESCRIPTION = (f"OpenAI's multipart form: `file` and optional {', '.join(FIELDS)}. Waits for "
                 "the job up to OPENAI_TIMEOUT_SECONDS; the job is also under /jobs.")
 
 
 @post("/audio/transcriptions", status_code=200, request_max_body_size=None,
+      operation_class=multipart(FORM_SCHEMA), responses=_ERRORS,
       summary="Transcribe audio (OpenAI-compatible)", description=_DESCRIPTION)
 async def transcriptions(request: Request[Any, Any, Any], services: Services,
                          owner: str | None) -> Response[Any]:
@@ -123,18 +127,21 @@ async def transcriptions(request: Request[Any, Any, Any], services: Services,
 
 
 @post("/audio/translations", status_code=200, request_max_body_size=None,
+      operation_class=multipart(FORM_SCHEMA), responses=_ERRORS,
       summary="Translate audio into English (OpenAI-compatible)", description=_DESCRIPTION)
 async def translations(request: Request[Any, Any, Any], services: Services,
                        owner: str | None) -> Response[Any]:
     return await _transcribe(request, services, owner, "translate")
 
 
-@get("/models", summary="The models this server runs (OpenAI-compatible)")
+@get("/models", summary="The models this server runs (OpenAI-compatible)",
+     responses=errors(body=Error))
 async def list_models(services: Services) -> ModelList:
     return ModelList(data=[Model(id=name) for name in served_models(services.settings)])
 
 
-@get("/models/{model_id:str}", summary="One model this server runs (OpenAI-compatible)")
+@get("/models/{model_id:str}", summary="One model this server runs (OpenAI-compatible)",
+     responses=errors(400, 404, body=Error))
 async def get_model(model_id: str, services: Services) -> Model:
     if model_id not in served_models(services.settings):
         raise NotFound(f"no model {model_id!r}; GET /v1/models lists them (any other name "
