@@ -99,6 +99,7 @@ def reruns(rounds: int) -> None:
     with tempfile.TemporaryDirectory() as tmp:
         root = Path(tmp)
         audio, _ = conversation(root)
+        (root / "logs").mkdir()
         procs = Processes(root / "logs")
         with valkey(root / "valkey") as url, service(procs, url, root / "jobs",
                                                      "tiny.en") as running:
