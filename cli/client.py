@@ -23,6 +23,8 @@ from pipeline.types import TERMINAL
 
 #: Seconds one long poll may wait on the server for the job to change.
 POLL_WAIT = 30
+# A list of the API's records (Client.list, a method, hides the builtin in the class).
+Records = list[dict[str, Any]]
 
 # No markup: error messages and file names may contain [brackets].
 err = Console(stderr=True, highlight=False, markup=False)
@@ -93,6 +95,27 @@ class Client:
         accepted: dict[str, Any] = checked(self.http.post(
             f"/jobs/{job_id}/rerun", json={"from_stage": from_stage, **options})).json()
         return accepted
+
+    def enroll(self, name: str, path: Path) -> dict[str, Any]:
+        """A voiceprint of the one voice in ``path``: the service diarizes it as a job."""
+        with path.open("rb") as f:
+            response = checked(self.http.post(
+                "/speakers", files={"file": (path.name, f)}, data={"name": name}))
+        if response.status_code == 202:  # the sample's job outlasted the server's wait
+            job_id = response.json()["job_id"]
+            raise error_for(504, f"the sample's job {job_id} is still running; once it "
+                                 f"completes, enroll its speaker with POST /speakers "
+                                 f'{{"name": "{name}", "from_job": "{job_id}", '
+                                 '"speaker": "SPEAKER_00"}')
+        created: dict[str, Any] = response.json()
+        return created
+
+    def voiceprints(self) -> Records:
+        found: Records = checked(self.http.get("/speakers")).json()
+        return found
+
+    def forget(self, voiceprint_id: str) -> None:
+        checked(self.http.delete(f"/speakers/{voiceprint_id}"))
 
     def health(self) -> tuple[bool, dict[str, Any]]:
         """Whether the service is healthy, and its report (503 is an answer here)."""
@@ -201,6 +224,13 @@ def job_table(jobs: list[dict[str, Any]]) -> Table:
         table.add_row(job["id"], job["status"], f"{job['progress']:.0f}%", job["created_at"],
                       job.get("input_name") or "", job.get("error") or job.get("stage_detail")
                       or "")
+    return table
+
+
+def voiceprint_table(voiceprints: list[dict[str, Any]]) -> Table:
+    table = Table("id", "name", "samples", "model", "updated", box=None)
+    for v in voiceprints:
+        table.add_row(v["id"], v["name"], str(v["samples"]), v["model"], v["updated_at"])
     return table
 
 

@@ -164,13 +164,16 @@ def parser() -> argparse.ArgumentParser:
         ("list", "list recent jobs, newest first", Help),
         ("cancel", "cancel a job wherever it is, and delete it with its files", Help),
         ("rerun", "recompute a finished job from a stage, with changed options", Help),
-        ("health", "whether every stage has a worker, and the queues", Help)]
+        ("health", "whether every stage has a worker, and the queues", Help),
+        ("speakers", "enroll, list and delete voiceprints: the voices `submit --identify` "
+                     "names", Help)]
     for name, help_text, formatter in commands:
         c = sub.add_parser(name, help=help_text, description=help_text[0].upper()
                            + help_text[1:] + ".", formatter_class=formatter)
-        c.add_argument("--url", default=url, help="the service's address (env STT_URL)")
-        c.add_argument("--api-key", help="API key, when the service requires one (default: "
-                       "env STT_API_KEY)")
+        if name == "speakers":  # the flags go to its actions: they follow the action
+            _add_speaker_commands(c, url)
+            continue
+        _add_client_flags(c, url)
         if name == "submit":
             c.add_argument("file", help="the audio (or video) file, or its http(s) URL, "
                            "which the service downloads")
@@ -204,6 +207,27 @@ def parser() -> argparse.ArgumentParser:
             _add_result_flags(c)
             c.epilog = "Options not given keep the job's values."
     return p
+
+
+def _add_client_flags(c: argparse.ArgumentParser, url: str) -> None:
+    c.add_argument("--url", default=url, help="the service's address (env STT_URL)")
+    c.add_argument("--api-key", help="API key, when the service requires one (default: "
+                   "env STT_API_KEY)")
+
+
+def _add_speaker_commands(c: argparse.ArgumentParser, url: str) -> None:
+    actions = c.add_subparsers(dest="action", required=True, metavar="ACTION")
+    add = actions.add_parser("add", formatter_class=Help, help="enroll a voice from a sample "
+                             "of it (a few seconds to a minute of that one person speaking)")
+    add.add_argument("name", help="the name jobs will show for this voice")
+    add.add_argument("file", type=Path, help="the sample")
+    listed = actions.add_parser("list", formatter_class=Help, help="list your voiceprints")
+    listed.add_argument("--json", action="store_true", help="print the API's answer")
+    remove = actions.add_parser("rm", formatter_class=Help,
+                                help="delete a voiceprint and its embeddings")
+    remove.add_argument("voiceprint_id", help="its id, as `stt speakers list` shows it")
+    for action in (add, listed, remove):
+        _add_client_flags(action, url)
 
 
 def _env_is_valid() -> bool:
@@ -329,9 +353,32 @@ def _health(client: api.Client, args: argparse.Namespace) -> int:
     return 0 if healthy else 1
 
 
+def _speakers(client: api.Client, args: argparse.Namespace) -> int:
+    if args.action == "add":
+        if not args.file.is_file():
+            print(f"stt: {args.file} is not a file; give a sample of the voice to enroll",
+                  file=sys.stderr)
+            return 2
+        created = client.enroll(args.name, args.file)
+        api.err.print(f"enrolled {created['name']} as {created['id']}")
+        print(created["id"])
+    elif args.action == "list":
+        voiceprints = client.voiceprints()
+        if args.json:
+            print(msgspec.json.format(msgspec.json.encode(voiceprints)).decode())
+        elif voiceprints:
+            api.out.print(api.voiceprint_table(voiceprints))
+        else:
+            api.err.print("no voiceprints: enroll one with stt speakers add NAME FILE")
+    else:
+        client.forget(args.voiceprint_id)
+        api.err.print(f"deleted voiceprint {args.voiceprint_id}")
+    return 0
+
+
 CLIENT_COMMANDS: dict[str, Callable[[api.Client, argparse.Namespace], int]] = {
     "submit": _submit, "status": _status, "result": _result, "list": _list,
-    "cancel": _cancel, "rerun": _rerun, "health": _health}
+    "cancel": _cancel, "rerun": _rerun, "health": _health, "speakers": _speakers}
 
 
 def replay_settings(settings: Settings) -> tuple[Settings, str]:

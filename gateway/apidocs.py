@@ -50,7 +50,9 @@ def _option_fields() -> dict[str, dict[str, Any]]:
     schema = msgspec.json.schema(JobOptions)
     fields = {}
     for name, spec in schema["$defs"]["JobOptions"]["properties"].items():
-        [kind] = [b for b in spec.get("anyOf", [spec]) if b.get("type") != "null"]
+        kinds = [b for b in spec.get("anyOf", [spec]) if b.get("type") != "null"]
+        # Several kinds (identify: true or names) arrive in a form as one text field.
+        kind = kinds[0] if len(kinds) == 1 else {"type": "string"}
         field = {key: value for key, value in kind.items() if key not in ("default", "description")}
         if "enum" in field and all(isinstance(v, str) for v in field["enum"]):
             field["type"] = "string"  # msgspec leaves it to the values; Swagger UI wants it

@@ -33,6 +33,13 @@ from gateway.metrics import metrics
 from gateway.openai import openai_router
 from gateway.services import Services, provide_owner, provide_services
 from gateway.speakers import rename_speakers
+from gateway.voiceprints import (
+    create_voiceprint,
+    delete_voiceprint,
+    get_voiceprint,
+    list_voiceprints,
+    update_voiceprint,
+)
 from gateway.web import swagger_plugin, web_router
 from pipeline.connection import connect
 from pipeline.errors import ApiError
@@ -69,7 +76,9 @@ def create_app(settings: Settings) -> Litestar:
 
     return Litestar(
         route_handlers=[create_job, get_job, get_result, get_run_result, rerun_job, list_jobs,
-                        delete_job, transcribe, rename_speakers, get_audio, health, metrics,
+                        delete_job, transcribe, rename_speakers, create_voiceprint,
+                        list_voiceprints, get_voiceprint, update_voiceprint,
+                        delete_voiceprint, get_audio, health, metrics,
                         openai_router(), web_router()],
         lifespan=[lifespan],
         state=State({"settings": settings}),

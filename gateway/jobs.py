@@ -26,12 +26,20 @@ from gateway.models import (
     job_view,
 )
 from gateway.services import Services
-from gateway.submit import check_callback, check_runnable, parse_options, submit
+from gateway.submit import (
+    check_callback,
+    check_runnable,
+    give_candidates,
+    identify_candidates,
+    parse_options,
+    submit,
+)
 from pipeline import metrics
 from pipeline.errors import BadRequest, Conflict, Gone, JobFailed, NotFound
 from pipeline.files import valid_job_id
 from pipeline.store import JobStore, Outcome
 from pipeline.types import Job, Options
+from stages.artifacts import Files
 from stages.options import JobOptions
 from stages.settings import Settings
 from stages.table import STAGES, JobStatus
@@ -218,6 +226,9 @@ async def rerun_job(job_id: str, data: dict[str, Any], services: Services,
                              **overrides})
     await check_runnable(options, services.settings)
     await check_callback(options.callback_url, services.settings)
+    candidates = await identify_candidates(services.store, owner, options)
+    if job.status.terminal:  # a running job's diarize stage may be reading its copy
+        await give_candidates(Files.of(services.settings.jobs_path, job_id), candidates)
     try:
         outcome = await services.store.rerun(job, from_stage, overrides)
     except (ValueError, msgspec.ValidationError) as exc:

@@ -10,6 +10,7 @@ from litestar.datastructures import State
 
 from gateway.events import JobEvents
 from pipeline.store import JobStore
+from pipeline.voiceprints import VoiceprintStore
 from stages.settings import Settings
 
 
@@ -18,6 +19,10 @@ class Services:
     store: JobStore
     settings: Settings
     events: JobEvents
+
+    @property
+    def voiceprints(self) -> VoiceprintStore:
+        return VoiceprintStore(self.store.redis, self.store.keys)
 
 
 def provide_services(state: State) -> Services:

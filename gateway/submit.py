@@ -6,7 +6,7 @@ import asyncio
 import hashlib
 import logging
 import os
-from collections.abc import Callable, Collection, Mapping
+from collections.abc import Awaitable, Callable, Collection, Mapping
 from dataclasses import dataclass
 from typing import Any
 
@@ -26,9 +26,11 @@ from pipeline.errors import (
     UnsupportedMedia,
 )
 from pipeline.store import JobStore, new_job_id
+from pipeline.voiceprints import Candidates, Voiceprint, VoiceprintStore, candidate
 from stages import catalog
+from stages.artifacts import Files, write_atomically
 from stages.media import NoSuchStream, probe
-from stages.options import JobOptions, OptionError
+from stages.options import JobOptions, OptionError, shown
 from stages.options import parse_options as options_from
 from stages.settings import Settings
 
@@ -117,10 +119,45 @@ async def _check_audio(upload: Upload, options: JobOptions, max_seconds: float,
                        f"of {max_seconds:g} s; {too_long}")
 
 
+async def identify_candidates(store: JobStore, owner: str | None,
+                              options: JobOptions) -> Candidates | None:
+    """The caller's voiceprints a job with these options identifies its speakers against
+    (None when it does not identify); a 400 naming `identify` for a name or id the caller
+    has no voiceprint of."""
+    if options.identify is False:
+        return None
+    mine = await VoiceprintStore(store.redis, store.keys).all(owner)
+    if not mine:
+        raise BadRequest("identify needs voiceprints, and there are none yet: enroll voices "
+                         "with POST /speakers first", field="identify")
+    if options.identify is True:
+        return Candidates(voiceprints=[candidate(v) for v in mine])
+    chosen: dict[str, Voiceprint] = {}
+    for wanted in options.identify:
+        match = next((v for v in mine
+                      if wanted == v.id or wanted.casefold() == v.name.casefold()), None)
+        if match is None:
+            raise BadRequest(f"identify: no voiceprint {shown(wanted)}; yours are "
+                             + ", ".join(v.name for v in mine), field="identify")
+        chosen[match.id] = match
+    return Candidates(voiceprints=[candidate(v) for v in chosen.values()])
+
+
+async def give_candidates(files: Files, candidates: Candidates | None) -> None:
+    """Write a job's voiceprints into its folder, for its diarize stage (which reads no
+    Redis of its own): a copy, so that a rerun identifies against the voiceprints as
+    they are then."""
+    if candidates is not None:
+        await asyncio.to_thread(write_atomically, files.voiceprints, candidates)
+
+
 async def submit(request: Request[Any, Any, Any], store: JobStore, settings: Settings, *,
                  owner: str | None, max_seconds: float, too_long: str,
                  parse: Callable[[Upload], JobOptions] | None = None,
-                 fields: Collection[str] = JobOptions.__struct_fields__) -> Submitted:
+                 fields: Collection[str] = JobOptions.__struct_fields__,
+                 field_limits: Mapping[str, int] | None = None,
+                 voices: Callable[[JobOptions], Awaitable[Candidates | None]] | None = None,
+                 ) -> Submitted:
     """Receive, check and store the upload, then create and queue its job. With a ``url``
     instead of a file, the job is created at once and its decode stage downloads the audio
     (the duration limit ``max_seconds`` holds there).
@@ -128,25 +165,30 @@ async def submit(request: Request[Any, Any, Any], store: JobStore, settings: Set
     ``max_seconds`` is the longest audio accepted; ``too_long`` tells the client what to do
     with longer audio. ``parse`` reads the job's options from the form's ``fields`` (the
     only ones accepted besides the file; default: the options themselves, see
-    :func:`parse_options`).
+    :func:`parse_options`), each at most its ``field_limits`` bytes (default 1 KiB).
+    ``voices`` gives the voiceprints a job with ``identify`` is matched against (default:
+    the caller's, :func:`identify_candidates`).
     """
     await check_backpressure(store, settings)
     idempotency_key = request.headers.get("idempotency-key") or None
     if idempotency_key is not None and len(idempotency_key) > 200:
         raise BadRequest("Idempotency-Key is longer than 200 characters; send a shorter key")
     upload = await receive_upload(request, settings.jobs_path, settings.max_upload_bytes, fields,
-                                  digest=idempotency_key is not None)
+                                  digest=idempotency_key is not None, field_limits=field_limits)
     try:
         if upload.url is not None:
             check_url(upload.url, settings)
         options = parse(upload) if parse else parse_options(upload.fields)
         await check_runnable(options, settings)
         await check_callback(options.callback_url, settings)
+        candidates = await (voices(options) if voices is not None
+                            else identify_candidates(store, owner, options))
         if upload.url is None:
             await _check_audio(upload, options, max_seconds, too_long)
         job_id = new_job_id()
-        files = store.files(job_id)
+        files = Files.of(settings.jobs_path, job_id)
         files.create()
+        await give_candidates(files, candidates)
         if upload.url is None:
             os.replace(upload.path, files.input)
     finally:

@@ -12,7 +12,7 @@ import hashlib
 import re
 import secrets
 import unicodedata
-from collections.abc import Collection
+from collections.abc import Collection, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, BinaryIO
@@ -93,11 +93,13 @@ def _check_part(part: MultipartSegment, seen: set[str], accepted: Collection[str
 
 async def receive_upload(request: Request[Any, Any, Any], jobs_path: Path,
                          max_bytes: int, accepted: Collection[str], *,
-                         digest: bool = False) -> Upload:
+                         digest: bool = False,
+                         field_limits: Mapping[str, int] | None = None) -> Upload:
     """Stream the request's multipart body; the file part goes to a temp file (its
     SHA-256 in ``Upload.sha256`` with ``digest``), the fields named in ``accepted`` to
     ``Upload.fields``. Instead of the file, the form may give the audio's URL in ``url``
-    (``Upload.url``; exactly one of the two).
+    (``Upload.url``; exactly one of the two). A field is at most 1 KiB long, unless
+    ``field_limits`` gives it another limit (in bytes).
 
     Raises 413 as soon as the file passes ``max_bytes`` (or Content-Length says it will),
     400 on a malformed form: a part without a name, a field sent twice, a file in another
@@ -147,10 +149,10 @@ async def receive_upload(request: Request[Any, Any, Any], jobs_path: Path,
                             hasher.update(event)
                     else:
                         value += event
-                        limit = (_MAX_URL_BYTES if part is not None and part.name == URL_FIELD
-                                 else _MAX_FIELD_BYTES)
+                        name = part.name if part else "?"
+                        limit = (field_limits or {}).get(name, _MAX_URL_BYTES if name == URL_FIELD
+                                                         else _MAX_FIELD_BYTES)
                         if len(value) > limit:
-                            name = part.name if part else "?"
                             raise BadRequest(f"form field {shown(name)} is longer than "
                                              f"{limit} bytes", field=name)
             if not parser.closed:

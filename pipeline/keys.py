@@ -98,6 +98,11 @@ class Keys:
         """Held by the process running the housekeeping pass, until the next one is due."""
         return f"{self.prefix}:janitor"
 
+    def voiceprints(self, owner: str | None) -> str:
+        """Hash of an owner's voiceprints by id (an API key's fingerprint; None: the one
+        library shared when the service has no API keys). Kept until deleted."""
+        return f"{self.prefix}:voiceprints" + ("" if owner is None else f":{owner}")
+
     def idempotency(self, owner: str, key: str) -> str:
         digest = hashlib.sha256(f"{owner}\0{key}".encode()).hexdigest()
         return f"{self.prefix}:idem:{digest}"

@@ -16,7 +16,7 @@ from typing import IO, TypeVar
 import msgspec
 
 from pipeline.files import JobFiles
-from stages.types import Segment, SpeakerTurn
+from stages.types import Segment, SpeakerName, SpeakerTurn
 
 T = TypeVar("T")
 
@@ -32,6 +32,9 @@ DECODED = "decoded.json"
 DIARIZATION = "diarization.json"
 # The transcript before speaker assignment (written by transcribe).
 TRANSCRIPT = "transcript.json"
+# The voiceprints a job identifies its speakers against (pipeline.voiceprints.Candidates,
+# written by the gateway when it queues a job with `identify`; read by diarize).
+VOICEPRINTS = "voiceprints.json"
 
 
 class Files(JobFiles):
@@ -53,6 +56,10 @@ class Files(JobFiles):
     def transcript(self) -> Path:
         return self.artifact(TRANSCRIPT)
 
+    @property
+    def voiceprints(self) -> Path:
+        return self.artifact(VOICEPRINTS)
+
 
 class Decoded(msgspec.Struct, kw_only=True):
     """What the decode stage found, as it wrote it beside the audio."""
@@ -69,6 +76,25 @@ class Diarization(msgspec.Struct, kw_only=True):
     speakers: list[str]
     # One centroid embedding per speaker (pipeline-specific space, for cross-job matching).
     embeddings: dict[str, list[float]] = msgspec.field(default_factory=dict)
+    # The pipeline that made them (Settings.diarization_identity); None from versions before
+    # voiceprints, whose embeddings cannot be enrolled.
+    model: str | None = None
+    # The speakers identified by voiceprint (every speaker, named or not), and what
+    # identifying could not do; empty when the job did not ask to identify.
+    names: list[SpeakerName] = msgspec.field(default_factory=list)
+    warnings: list[str] = msgspec.field(default_factory=list)
+
+
+class TranscribedWith(msgspec.Struct, frozen=True, kw_only=True):
+    """Everything a transcript depends on: a later run asking for the same reuses it."""
+
+    audio_sha256: str
+    model: str  # the job's model option, else WHISPER_MODEL
+    language: str | None
+    task: str
+    prompt: str | None
+    hotwords: str | None
+    aligner: bool  # whether a wav2vec2 aligner could be used (HF_TOKEN set, online)
 
 
 class Transcript(msgspec.Struct, kw_only=True):
@@ -79,6 +105,8 @@ class Transcript(msgspec.Struct, kw_only=True):
     segments: list[Segment]
     # What transcribing could not do as asked (no speech, a language the model lacks).
     warnings: list[str] = msgspec.field(default_factory=list)
+    # None from versions before transcripts were reused: never reused.
+    made_with: TranscribedWith | None = None
 
 
 def write_atomically(path: Path, record: msgspec.Struct) -> None:

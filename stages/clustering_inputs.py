@@ -32,7 +32,7 @@ class Provenance(msgspec.Struct, frozen=True, kw_only=True):
 
     format: int = FORMAT
     audio_sha256: str
-    model: str  # the diarization pipeline (see models.diarization_identity)
+    model: str  # the diarization pipeline (see Settings.diarization_identity)
     pyannote: str  # pyannote.audio's version
     segmentation_step: float  # as a fraction of the segmentation window
     segmentation_threshold: float | None  # None for powerset models, which need none

@@ -10,11 +10,12 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
+import msgspec
 import numpy as np
 import numpy.typing as npt
 
 from pipeline import allocator
-from stages import artifacts, audio, clustering_inputs, compat, models
+from stages import artifacts, audio, clustering_inputs, compat, identify, models
 from stages.artifacts import SAMPLE_RATE
 from stages.clustering_inputs import ClusteringInputs
 from stages.options import JobOptions
@@ -64,7 +65,8 @@ class DiarizeStage(SpeechStage):
                 saved_path.unlink(missing_ok=True)
             else:
                 clustering_inputs.save(saved_path, computed, origin)
-        result = to_record(output)
+        result = identify.identified(ctx, msgspec.structs.replace(
+            to_record(output), model=ctx.settings.diarization_identity))
         artifacts.write_atomically(ctx.files.diarization, result)
         if saved is not None:
             ctx.log.info("re-clustered from saved embeddings: %d speakers in %d turns",
@@ -101,7 +103,7 @@ def provenance(settings: Settings, pipeline: Any, audio_path: Path) -> clusterin
     threshold = getattr(pipeline.segmentation, "threshold", None)
     return clustering_inputs.Provenance(
         audio_sha256=clustering_inputs.audio_digest(audio_path),
-        model=models.diarization_identity(settings),
+        model=settings.diarization_identity,
         pyannote=pyannote.audio.__version__,
         segmentation_step=float(pipeline.segmentation_step),
         segmentation_threshold=None if threshold is None else float(threshold),

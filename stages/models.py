@@ -315,13 +315,8 @@ def aligner(language: str, settings: Settings) -> Loaded[Any] | None:
 def diarization(settings: Settings) -> Loaded[Any]:
     """The pyannote diarization pipeline: the hub's with HF_TOKEN, else the offline one."""
     device = torch_device(settings.device)
-    key = ("diarization", diarization_identity(settings), device)
+    key = ("diarization", settings.diarization_identity, device)
     return _cached(key, lambda: _load_diarization(settings, device))
-
-
-def diarization_identity(settings: Settings) -> str:
-    """Which diarization pipeline ``settings`` select: the hub model's name, or "offline"."""
-    return settings.diarization_model if settings.hf_token else "offline"
 
 
 def _load_diarization(settings: Settings, device: str) -> Any:

@@ -17,6 +17,7 @@ from pipeline.settings import doc
 from pipeline.types import Options
 
 Speakers = Annotated[int, msgspec.Meta(ge=1, le=64)]
+VoiceName = Annotated[str, msgspec.Meta(min_length=1, max_length=100)]
 # A text option's constraint in plain words: a pattern does not explain itself.
 _ALLOWED = "allowed"
 
@@ -32,6 +33,8 @@ class OptionError(ValueError):
 # Whisper reads at most the last 223 tokens of a prompt (half its 448-token context), some
 # 900 characters of English; a form field carries at most 1024 bytes.
 MAX_PROMPT_CHARS = 1000
+#: The most voiceprints `identify` may list.
+MAX_LISTED = 100
 
 
 class JobOptions(Options, frozen=True, kw_only=True, forbid_unknown_fields=True):
@@ -65,6 +68,10 @@ class JobOptions(Options, frozen=True, kw_only=True, forbid_unknown_fields=True)
     hotwords: Annotated[Annotated[str, msgspec.Meta(max_length=MAX_PROMPT_CHARS)] | None, doc(
         "Words and names likely in the audio (e.g. Katrin Osterhaus, pgvector), given to "
         "Whisper as hints that steer its spelling.")] = None
+    identify: Annotated[bool | list[VoiceName], doc(
+        "Name the speakers whose voice matches a voiceprint (POST /speakers): true for "
+        "every voiceprint of the caller's, or a list of voiceprint names or ids to choose "
+        "among (comma-separated in a form).")] = False
     callback_url: Annotated[Annotated[str, msgspec.Meta(max_length=2000)] | None, doc(
         "An http(s) URL the service POSTs a signed event to when the job completes or "
         "fails (a webhook; see the README). Private and loopback addresses are refused "
@@ -85,6 +92,9 @@ class JobOptions(Options, frozen=True, kw_only=True, forbid_unknown_fields=True)
                 + " and ".join(f"{name}={value}" for name, value in (
                     ("min_speakers", self.min_speakers), ("max_speakers", self.max_speakers))
                     if value) + ")"))
+        if self.identify is not False and not self.diarize:
+            raise OptionError("identify", "identify names the speakers diarization finds: "
+                                          "it needs diarize=true")
         if self.callback_url is not None:
             try:
                 parts = parse_url(self.callback_url)
@@ -120,7 +130,9 @@ def _field_types() -> dict[str, tuple[mi.Type, dict[str, str]]]:
     for f in info.fields:
         kind = f.type.type if isinstance(f.type, mi.Metadata) else f.type
         if isinstance(kind, mi.UnionType):
-            [kind] = [t for t in kind.types if not isinstance(t, mi.NoneType)]
+            others = [t for t in kind.types if not isinstance(t, mi.NoneType)]
+            # identify, true or a list, stays a union: _parse and allowed() know it.
+            kind = others[0] if len(others) == 1 else kind
         extra = dict(kind.extra or {}) if isinstance(kind, mi.Metadata) else {}
         fields[f.name] = (kind.type if isinstance(kind, mi.Metadata) else kind, extra)
     return fields
@@ -141,6 +153,9 @@ def allowed(name: str) -> str:
         return extra[_ALLOWED]
     if isinstance(kind, mi.BoolType):
         return "true or false"
+    if isinstance(kind, mi.UnionType):
+        return ("true, false, or voiceprint names or ids (a list, or comma-separated text) "
+                f"of at most {MAX_LISTED} names")
     if isinstance(kind, mi.LiteralType):
         values = [str(v) for v in kind.values]
         return _either(values) if len(values) <= 2 else "one of " + _either(values)
@@ -173,6 +188,8 @@ def _parse(name: str, raw: object) -> object:
         if text is not None and text.lower() in _TRUE + _FALSE:
             return text.lower() in _TRUE
         raise refused
+    if isinstance(kind, mi.UnionType):
+        return _true_or_names(name, raw, refused)
     if isinstance(kind, mi.IntType):
         if isinstance(raw, int) and not isinstance(raw, bool):
             value = raw
@@ -196,6 +213,20 @@ def _parse(name: str, raw: object) -> object:
     else:
         raise TypeError(f"no parser for option {name}'s type {kind!r}")
     return text
+
+
+def _true_or_names(name: str, raw: object, refused: OptionError) -> bool | list[str]:
+    if isinstance(raw, bool):
+        return raw
+    if isinstance(raw, str) and raw.strip().lower() in _TRUE + _FALSE:
+        return raw.strip().lower() in _TRUE
+    items = raw.split(",") if isinstance(raw, str) else raw
+    if not isinstance(items, list) or not 0 < len(items) <= MAX_LISTED:
+        raise refused
+    names = [item.strip() for item in items if isinstance(item, str)]
+    if len(names) != len(items) or not all(0 < len(n) <= 100 for n in names):
+        raise refused
+    return list(dict.fromkeys(names))
 
 
 def parse_options(values: Mapping[str, object]) -> JobOptions:

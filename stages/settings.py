@@ -46,6 +46,10 @@ class Settings(core.Settings, frozen=True, kw_only=True, forbid_unknown_fields=T
         "when jobs queue: there, 1 on the diarize worker, whose many small parallel steps "
         "wait for a thread the other stage has taken, nearly doubled the jobs finished "
         "per minute on 2 cores at the same speed per job (docs/performance.md).")] = None
+    speaker_match_threshold: Annotated[float, doc(
+        "Least cosine similarity between a speaker's embedding and a voiceprint for a job "
+        "with `identify` to give the speaker the voiceprint's name (docs/speakers.md: "
+        "calibrated for the offline CAM++ model).", ge=-1, le=1)] = 0.8
     max_audio_seconds: Annotated[float, doc(
         "Longest audio accepted, checked before and during decoding.", gt=0)] = 4 * 3600.0
 
@@ -156,6 +160,12 @@ class Settings(core.Settings, frozen=True, kw_only=True, forbid_unknown_fields=T
             if not self.webhook_secret.startswith("whsec_") or len(key) < 16:
                 raise ValueError("WEBHOOK_SECRET must be whsec_ and at least 16 bytes in "
                                  "base64")
+
+    @property
+    def diarization_identity(self) -> str:
+        """Which diarization pipeline these settings select: the hub model's name, or
+        "offline". It names the space of the speaker embeddings it computes, too."""
+        return self.diarization_model if self.hf_token else "offline"
 
     @property
     def webhook_key(self) -> bytes | None:

@@ -4,13 +4,17 @@ from __future__ import annotations
 
 from typing import Any
 
+import msgspec
+
 from pipeline import allocator
 from stages import artifacts, audio, compat, models, spoken
 from stages.artifacts import SAMPLE_RATE
+from stages.clustering_inputs import audio_digest
 from stages.options import JobOptions
 from stages.settings import Settings
+from stages.speakers import named
 from stages.table import Context, SpeechStage
-from stages.types import Result, Segment, Word
+from stages.types import Result, Segment, SpeakerName, Word
 
 # 30 s chunks decoded together by whisperx when WHISPER_BATCH_SIZE is unset. A GPU wants
 # a full batch. On the CPU, memory grows by a chunk's attention matrices (heads x 1500 x
@@ -27,6 +31,8 @@ _ALIGNED = 0.95
 _SENTENCE_END = (".", "?", "!", "。", "？", "！")
 
 RawSegment = dict[str, Any]
+# The stage whose reruns reuse the transcript (see _reusable).
+DIARIZE = "diarize"
 
 
 class TranscribeStage(SpeechStage):
@@ -42,30 +48,67 @@ class TranscribeStage(SpeechStage):
         models.whisper(settings.whisper_model, settings)
 
     def process(self, ctx: Context) -> None:
-        samples = audio.Pcm16Samples.map(ctx.files.audio)
-        duration = len(samples) / SAMPLE_RATE
-        segments, language, heard = transcribe(ctx, samples)
-        transcript = artifacts.Transcript(
-            language=language, duration=duration, segments=[_segment(s) for s in segments],
-            warnings=heard)
-        artifacts.write_atomically(ctx.files.transcript, transcript)
+        made_with = transcribed_with(ctx)
+        transcript = _reusable(ctx, made_with)
+        if transcript is None:
+            samples = audio.Pcm16Samples.map(ctx.files.audio)
+            duration = len(samples) / SAMPLE_RATE
+            segments, language, heard = transcribe(ctx, samples)
+            transcript = artifacts.Transcript(
+                language=language, duration=duration, segments=[_segment(s) for s in segments],
+                warnings=heard, made_with=made_with)
+            artifacts.write_atomically(ctx.files.transcript, transcript)
+        else:
+            # A rerun that changed only speaker options: the words are the earlier run's.
+            ctx.log.info("transcript reused: transcription options unchanged")
+            segments = [msgspec.to_builtins(s) for s in transcript.segments]
+        language, duration = transcript.language, transcript.duration
 
         speakers: list[str] = []
+        names: list[SpeakerName] = []
         warnings = decode_warnings(ctx) + transcript.warnings
         if ctx.job.options.diarize:
             diarization = artifacts.read(ctx.files.diarization, artifacts.Diarization)
             segments = assign_speakers(segments, diarization)
             speakers = sorted({s["speaker"] for s in segments if s.get("speaker")})
             warnings += speaker_warnings(ctx.job.options, len(diarization.speakers))
+            warnings += diarization.warnings
+            names = [n for n in diarization.names if n.label in speakers]
         for warning in warnings:
             ctx.log.info("not as asked: %s", warning)
         result = Result(language=language, duration=duration,
                         segments=[_segment(s) for s in segments], speakers=speakers,
                         warnings=warnings)
+        if names:
+            result = named(result, names)
         artifacts.write_atomically(ctx.files.result(ctx.job.run), result)
         ctx.log.info("transcribed %.1f s: %d segments, language %s, %d speakers",
                      duration, len(result.segments), language, len(speakers))
         ctx.progress(1.0, f"{len(result.segments)} segments")
+
+
+def transcribed_with(ctx: Context) -> artifacts.TranscribedWith:
+    """What this job's transcript depends on (see :func:`_reusable`)."""
+    options = ctx.job.options
+    return artifacts.TranscribedWith(
+        audio_sha256=audio_digest(ctx.files.audio),
+        model=options.model or ctx.settings.whisper_model, language=options.language,
+        task=options.task, prompt=options.prompt, hotwords=options.hotwords,
+        aligner=bool(ctx.settings.hf_token) and not models.offline())
+
+
+def _reusable(ctx: Context, made_with: artifacts.TranscribedWith) -> artifacts.Transcript | None:
+    """The transcript an earlier run of the job made with the same audio, model and
+    transcription options, if this run is a rerun from diarize: one that changed only
+    speaker options then only assigns words to speakers again. A run from decode or from
+    this stage (a replay after a model upgrade, say) always transcribes."""
+    if ctx.job.plan[0] != DIARIZE or not ctx.files.transcript.exists():
+        return None
+    try:
+        earlier = artifacts.read(ctx.files.transcript, artifacts.Transcript)
+    except msgspec.DecodeError:
+        return None
+    return earlier if earlier.made_with == made_with else None
 
 
 def decode_warnings(ctx: Context) -> list[str]:

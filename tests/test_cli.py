@@ -259,6 +259,34 @@ async def test_status_list_rerun_cancel_and_health(settings: Settings, store: Jo
             assert code == 1 and "404" in err
 
 
+async def test_speakers_add_list_rm_and_submit_identify(settings: Settings, store: JobStore,
+                                                       tmp_path: Path) -> None:
+    audio = tmp_path / "talk.wav"
+    audio.write_bytes(silent_wav())
+    async with serve(settings) as client, running_workers(store, GATEWAY_STAGES):
+        url = str(client.base_url)
+        code, out, err = await stt("speakers", "add", "Alice", str(audio), "--url", url)
+        assert code == 0, err
+        voiceprint_id = out.strip()
+        assert f"enrolled Alice as {voiceprint_id}" in err
+        code, out, _ = await stt("speakers", "list", "--url", url)
+        assert code == 0 and voiceprint_id in out and "Alice" in out
+        code, out, err = await stt("submit", str(audio), "--url", url, "--identify", "--wait",
+                                   "--format", "txt")
+        assert code == 0, err
+        # The option stages give every job the same voices: the sample's is SPEAKER_00's.
+        assert out.startswith("Alice [00:00:00]") and "SPEAKER_01" in out
+        code, _, err = await stt("speakers", "rm", voiceprint_id, "--url", url)
+        assert code == 0 and f"deleted voiceprint {voiceprint_id}" in err
+        code, out, _ = await stt("speakers", "list", "--url", url, "--json")
+        assert code == 0 and msgspec.json.decode(out) == []
+        code, _, err = await stt("speakers", "rm", voiceprint_id, "--url", url)
+        assert code == 1 and "404" in err
+        code, _, err = await stt("speakers", "add", "Bob", str(tmp_path / "none.wav"),
+                                 "--url", url)
+        assert code == 2 and "none.wav is not a file" in err
+
+
 async def test_replay_uses_the_service_s_server_and_never_starts_one(
         settings: Settings, tmp_path: Path) -> None:
     fresh = tmp_path / "fresh"

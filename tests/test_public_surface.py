@@ -9,5 +9,5 @@ def test_every_public_name_is_importable_and_listed() -> None:
     public = {n for n in vars(pipeline) if not n.startswith("_")} - {
         "errors", "files", "settings", "stage", "store", "types", "keys", "connection",
         "embedded", "logs", "runtime", "worker", "replay", "allocator", "janitor", "metrics",
-        "addresses", "compat"}
+        "addresses", "compat", "voiceprints"}
     assert public == set(pipeline.__all__)

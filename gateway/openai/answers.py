@@ -157,11 +157,16 @@ def _words(result: Result) -> list[VerboseWord]:
 
 
 def _diarized(result: Result) -> list[DiarizedSegment]:
+    # A speaker matched to a known speaker (or voiceprint) shows its name, as OpenAI's
+    # model names known speakers; the others get letters.
+    known = {n.name for n in result.speaker_names if n.voiceprint is not None}
     labels: dict[str, str] = {}
     segments = []
     label = "A"  # a segment without a speaker keeps the one before it (A for the first)
     for i, segment in enumerate(result.segments):
-        if segment.speaker is not None:
+        if segment.speaker in known:
+            label = segment.speaker
+        elif segment.speaker is not None:
             # Labelled as OpenAI's model labels them: A, B, ... in order of appearance.
             label = labels.setdefault(segment.speaker, _letters(len(labels)))
         segments.append(DiarizedSegment(id=f"seg_{i}", start=segment.start, end=segment.end,

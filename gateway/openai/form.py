@@ -3,7 +3,10 @@ the client asked for."""
 
 from __future__ import annotations
 
+import base64
+import binascii
 import math
+import re
 from dataclasses import dataclass, field
 from typing import Any, Literal, get_args
 
@@ -14,6 +17,7 @@ from pipeline.errors import BadRequest
 from stages import catalog
 from stages.options import JobOptions
 from stages.settings import Settings
+from stages.speakers import NamingError, check_name
 
 ResponseFormat = Literal["json", "text", "srt", "vtt", "verbose_json", "diarized_json"]
 RESPONSE_FORMATS: tuple[ResponseFormat, ...] = get_args(ResponseFormat)
@@ -27,6 +31,7 @@ GRANULARITIES = ("word", "segment")
 #: object arrives as `chunking_strategy[type]`, `chunking_strategy[threshold]`, ...
 FIELDS = ("model", "language", "prompt", "temperature", "response_format",
           "timestamp_granularities[]", "keywords[]", "chunking_strategy", "stream",
+          "known_speaker_names[]", "known_speaker_references[]",
           *(f"chunking_strategy[{key}]" for key in (
               "type", "prefix_padding_ms", "silence_duration_ms", "threshold")))
 
@@ -48,7 +53,32 @@ FORM_SCHEMA: dict[str, dict[str, Any]] = {
         "description": "With verbose_json: word, segment or both."}),
     "keywords[]": unset({"type": "array", "items": {"type": "string"},
                          "description": "Names and terms to spell right (the job's hotwords)."}),
+    "known_speaker_names[]": unset({
+        "type": "array", "items": {"type": "string"}, "maxItems": 4,
+        "description": "With diarized_json: names of voices to recognise, each with a "
+                       "known_speaker_references[] entry, for this request only."}),
+    "known_speaker_references[]": unset({
+        "type": "array", "items": {"type": "string", "format": "uri"}, "maxItems": 4,
+        "description": "A data URL of a few seconds of each known speaker's voice "
+                       "(data:audio/wav;base64,...)."}),
 }
+
+
+#: As OpenAI: up to 4 known speakers, each a data URL of 2 to 10 s of audio (a little
+#: more is accepted: 12 MiB of base64 holds a minute of uncompressed 16-bit stereo audio).
+MAX_KNOWN_SPEAKERS = 4
+REFERENCE_BYTES = 12 * 1024 * 1024
+FIELD_LIMITS = {"known_speaker_references[]": REFERENCE_BYTES}
+_DATA_URL = re.compile(r"data:(audio|video)/[\w.+-]+(;[\w.+-]+=[\w.+-]+)*;base64,")
+
+
+@dataclass(frozen=True)
+class KnownSpeaker:
+    """A voice the request names (known_speaker_names[], known_speaker_references[]): for
+    this request only, never stored as a voiceprint."""
+
+    name: str
+    audio: bytes
 
 
 @dataclass(frozen=True)
@@ -83,6 +113,7 @@ class OpenAIForm:
     settings: Settings
     task: Task
     answer: Answer = field(default_factory=Answer)
+    known: list[KnownSpeaker] = field(default_factory=list)
 
     def parse(self, upload: Upload) -> JobOptions:
         # Only FIELDS arrive here: receive_upload refuses the others.
@@ -104,13 +135,49 @@ class OpenAIForm:
             raise BadRequest("stream=true is not supported: leave stream unset, and the "
                              "answer comes when the transcript is complete")
         self.answer = Answer(answer_format, frozenset(granularities) or Answer.granularities)
+        self.known = known_speakers(upload)
+        if self.known and answer_format != "diarized_json":
+            raise BadRequest("known_speaker_names[] name speakers, which only "
+                             "response_format=diarized_json shows", field="response_format")
         keywords = [k.strip() for k in upload.values.get("keywords[]", []) if k.strip()]
         options = {"language": fields.get("language"), "prompt": fields.get("prompt"),
                    "hotwords": " ".join(keywords), "task": self.task,
                    "model": job_model(fields.get("model") or "", self.settings),
                    # Only a diarized answer shows speakers: the others skip diarizing.
-                   "diarize": str(answer_format == "diarized_json").lower()}
+                   "diarize": str(answer_format == "diarized_json").lower(),
+                   "identify": "true" if self.known else None}
         return parse_options({name: value for name, value in options.items() if value})
+
+
+def known_speakers(upload: Upload) -> list[KnownSpeaker]:
+    """The request's known speakers: a name for each reference, a data URL of audio."""
+    names = [n.strip() for n in upload.values.get("known_speaker_names[]", [])]
+    references = upload.values.get("known_speaker_references[]", [])
+    if len(names) != len(references) or len(names) > MAX_KNOWN_SPEAKERS:
+        raise BadRequest(f"give as many known_speaker_names[] ({len(names)}) as "
+                         f"known_speaker_references[] ({len(references)}), at most "
+                         f"{MAX_KNOWN_SPEAKERS}", field="known_speaker_names[]")
+    known = []
+    for name, reference in zip(names, references, strict=True):
+        try:
+            check_name(name, "known_speaker_names[]")
+        except NamingError as exc:
+            raise BadRequest(exc.message, field="known_speaker_names[]") from None
+        match = _DATA_URL.match(reference.strip())
+        try:
+            audio = base64.b64decode(reference.strip()[match.end():], validate=True) if (
+                match) else b""
+        except binascii.Error:
+            audio = b""
+        if not audio:
+            raise BadRequest(f"known_speaker_references[]: the reference of {name!r} must be "
+                             "a data URL of base64 audio, as data:audio/wav;base64,UklGR...",
+                             field="known_speaker_references[]")
+        known.append(KnownSpeaker(name, audio))
+    if len({k.name.casefold() for k in known}) < len(known):
+        raise BadRequest("known_speaker_names[]: two known speakers share a name",
+                         field="known_speaker_names[]")
+    return known
 
 
 def _check_temperature(text: str) -> None:

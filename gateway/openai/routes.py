@@ -17,10 +17,13 @@ from gateway.apidocs import errors, multipart
 from gateway.errors import api_error_handler, http_exception_handler, internal_error_handler
 from gateway.jobs import finished_result
 from gateway.openai.answers import Model, ModelList, answer
-from gateway.openai.form import FIELDS, FORM_SCHEMA, OpenAIForm, Task, served_models
+from gateway.openai.form import FIELD_LIMITS, FIELDS, FORM_SCHEMA, OpenAIForm, Task, served_models
 from gateway.services import Services
 from gateway.submit import submit
+from gateway.voiceprints import known_voices
 from pipeline.errors import ApiError, ErrorBody, NotFound
+from pipeline.voiceprints import Candidates
+from stages.options import JobOptions
 
 log = logging.getLogger("gateway.openai")
 
@@ -69,10 +72,17 @@ async def _transcribe(request: Request[Any, Any, Any], services: Services, owner
                       task: Task) -> Response[Any]:
     settings = services.settings
     form = OpenAIForm(settings, task)
+
+
+    async def voices(options: JobOptions) -> Candidates | None:
+        # identify is set only by known speakers: stored voiceprints play no part here.
+        known = [(k.name, k.audio) for k in form.known]
+        return await known_voices(services, owner, known) if known else None
+
     submitted = await submit(request, services.store, settings, owner=owner,
                              max_seconds=settings.max_audio_seconds,
                              too_long="split it into shorter files", parse=form.parse,
-                             fields=FIELDS)
+                             fields=FIELDS, field_limits=FIELD_LIMITS, voices=voices)
     job_id, timeout = submitted.job_id, settings.openai_timeout_seconds
     waiting = asyncio.ensure_future(finished_result(services, job_id, timeout))
     gone = asyncio.ensure_future(_disconnected(request))

@@ -5,6 +5,7 @@ runs them on the real models)."""
 from __future__ import annotations
 
 import ast
+import base64
 import importlib.util
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
@@ -257,3 +258,36 @@ def test_language_names_are_whispers() -> None:
                    if isinstance(node, ast.Assign)
                    and any(getattr(t, "id", None) == "LANGUAGES" for t in node.targets)]
     assert languages == LANGUAGE_NAMES
+
+
+async def test_known_speakers_name_this_request_s_voices_only(client: httpx.AsyncClient,
+                                                              store: JobStore) -> None:
+    # The option stages embed a one-speaker job's voice as every job's SPEAKER_00.
+    reference = "data:audio/wav;base64," + base64.b64encode(silent_wav()).decode()
+    async with sdk(client) as ai, running_workers(store, GATEWAY_STAGES):
+        diarized = await ai.audio.transcriptions.create(
+            file=AUDIO, model="gpt-4o-transcribe-diarize", response_format="diarized_json",
+            known_speaker_names=["Ann"], known_speaker_references=[reference])
+        assert isinstance(diarized, TranscriptionDiarized)
+        assert [s.speaker for s in diarized.segments] == ["Ann", "A", "A"]
+        assert (await job_options(client, diarized._request_id or ""))["identify"] is True
+        # Nothing of Ann is kept: no voiceprint, and no job of her reference.
+        assert (await client.get("/speakers")).json() == []
+        jobs = (await client.get("/jobs")).json()["jobs"]
+        assert [j["id"] for j in jobs] == [diarized._request_id]
+        # Without known speakers, the next request's speakers are letters again.
+        plain = await ai.audio.transcriptions.create(
+            file=AUDIO, model="whisper-1", response_format="diarized_json")
+        assert [s.speaker for s in plain.segments] == ["A", "B", "B"]
+
+        for names, references, field in ((["Ann", "Bob"], [reference], "known_speaker_names[]"),
+                                         (["Ann"], ["data:text/plain;base64,aGk="],
+                                          "known_speaker_references[]")):
+            with pytest.raises(openai.BadRequestError, match=field.replace("[]", r"\[\]")):
+                await ai.audio.transcriptions.create(
+                    file=AUDIO, model="whisper-1", response_format="diarized_json",
+                    known_speaker_names=names, known_speaker_references=references)
+        with pytest.raises(openai.BadRequestError, match="diarized_json"):
+            await ai.audio.transcriptions.create(
+                file=AUDIO, model="whisper-1", known_speaker_names=["Ann"],
+                known_speaker_references=[reference])

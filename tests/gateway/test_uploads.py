@@ -118,7 +118,7 @@ async def test_options_are_stored(client: httpx.AsyncClient) -> None:
     assert body["options"] == {"language": "de", "task": "translate", "num_speakers": None,
                                "min_speakers": 1, "max_speakers": 3, "model": "base",
                                "audio_stream": None, "diarize": False, "prompt": None,
-                               "hotwords": None,
+                               "hotwords": None, "identify": False,
                                "callback_url": None, "callback_events": "job"}
     assert body["stages"]["diarize"]["status"] == "skipped"
 

@@ -115,16 +115,17 @@ def speak(path: Path, voice: list[str], text: str) -> Path:
     return path
 
 
-def conversation(directory: Path) -> tuple[Path, list[Turn]]:
-    """Speak SCRIPT with three espeak-ng voices, join the clips with sox (with a short
-    pause between turns) and return the WAV and its reference turns."""
+def conversation(directory: Path,
+                 script: list[tuple[str, str]] = SCRIPT) -> tuple[Path, list[Turn]]:
+    """Speak ``script`` (voice, text) with the espeak-ng VOICES, join the clips with sox
+    (with a short pause between turns) and return the WAV and its reference turns."""
     clips: list[Path] = []
     turns: list[Turn] = []
     t = 0.0
     silence = directory / "gap.wav"
     subprocess.run(["sox", "-n", "-r", str(SAMPLE_RATE), "-c", "1", "-b", "16", str(silence),
                     "trim", "0", str(_GAP_SECONDS)], check=True)
-    for i, (speaker, text) in enumerate(SCRIPT):
+    for i, (speaker, text) in enumerate(script):
         clip = speak(directory / f"line{i}.wav", VOICES[speaker], text)
         with wave.open(str(clip), "rb") as w:
             seconds = w.getnframes() / w.getframerate()
@@ -134,3 +135,29 @@ def conversation(directory: Path) -> tuple[Path, list[Turn]]:
     out = directory / "conversation.wav"
     subprocess.run(["sox", *map(str, clips), str(out)], check=True)
     return out, turns
+
+
+#: What each voice says in its enrollment sample: none of SCRIPT's words in SCRIPT's order,
+#: so a voiceprint is never made from the audio it is then evaluated on.
+ENROLLMENT: dict[str, str] = {
+    "alice": "My name is on the door of the third office. I usually arrive early, water "
+             "the plants and read the news before anybody else comes in.",
+    "bella": "Numbers are my favourite part of the job. Every spreadsheet tells a story "
+             "if you look at it long enough, and I like finding that story.",
+    "carl": "On weekends I ride my bicycle along the river, and in winter I build model "
+            "ships in the garage while listening to the radio.",
+}
+
+
+def enrollment_sample(directory: Path, speaker: str, text: str | None = None) -> Path:
+    """``speaker`` saying ``text`` (default: its ENROLLMENT), as a 16 kHz mono WAV."""
+    return speak(directory / f"enroll-{speaker}.wav", VOICES[speaker],
+                 text or ENROLLMENT[speaker])
+
+
+def altered(source: Path, target: Path, effects: list[str]) -> Path:
+    """``source`` through sox ``effects`` (e.g. ["pitch", "40"], ["tempo", "1.1"]), as a
+    16 kHz mono WAV: the same voices, as another recording would give them."""
+    subprocess.run(["sox", str(source), "-r", str(SAMPLE_RATE), "-c", "1", "-b", "16",
+                    str(target), *effects], check=True)
+    return target
