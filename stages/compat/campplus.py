@@ -73,13 +73,8 @@ class CamPlusPlus(Model):
 
     def _embed(self, waveforms: torch.Tensor, weights: torch.Tensor | None) -> torch.Tensor:
         rows = []
-        window: tuple[torch.Tensor, torch.Tensor] | None = None
         for i in range(waveforms.shape[0]):
-            # pyannote hands each window over once per speaker of its segmentation (three
-            # for segmentation-3.0), one after the other: the fbank is the window's.
-            if window is None or not torch.equal(window[0], waveforms[i]):
-                window = (waveforms[i], _fbank(waveforms[i]))
-            features = window[1]
+            features = _fbank(waveforms[i])
             if weights is not None:
                 features = _active(features, weights[i])
             if features.shape[0] < _MIN_FRAMES and weights is not None:

@@ -83,29 +83,6 @@ def test_a_batch_embeds_each_row_as_alone() -> None:
     assert np.array_equal(batch.numpy(), alone.numpy(), equal_nan=True)
 
 
-def test_a_window_handed_once_per_speaker_embeds_each_speaker() -> None:
-    """As pyannote hands them: one window per speaker of its segmentation, then the next
-    window; each row is embedded from its own window's fbank and its own mask."""
-    import numpy as np
-    import torch
-
-    from stages.compat.campplus import CamPlusPlus
-
-    model = CamPlusPlus()
-    samples = torch.from_numpy(audio.load(sample_wav()))
-    first, second = samples[:160_000], samples[80_000:240_000]
-    waveforms = torch.stack([first, first, first, second, second, second])
-    masks = torch.zeros(6, 589)
-    for row, (start, stop) in enumerate([(0, 300), (250, 589), (0, 589)] * 2):
-        masks[row, start:stop] = 1.0
-    with torch.inference_mode():
-        batch = model(waveforms.unsqueeze(1), weights=masks)
-        alone = torch.cat([model(waveforms[i:i + 1].unsqueeze(1), weights=masks[i:i + 1])
-                           for i in range(6)])
-    assert np.array_equal(batch.numpy(), alone.numpy())
-    assert not np.array_equal(batch[0].numpy(), batch[3].numpy())
-
-
 def test_reach_of_a_stack_of_convolutions() -> None:
     import torch
 
