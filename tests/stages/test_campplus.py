@@ -3,6 +3,7 @@ computes over the whole row, and a batch's embeddings are its rows' own."""
 
 from __future__ import annotations
 
+from pathlib import Path
 from typing import TYPE_CHECKING
 
 import pytest
@@ -97,3 +98,45 @@ def test_reach_of_a_stack_of_convolutions() -> None:
     assert time_reach(torch.nn.Conv2d(1, 4, 3, stride=2, padding=1)) is None
     assert time_reach(torch.nn.Conv2d(1, 4, 3)) is None  # no padding: shortens the axis
     assert time_reach(torch.nn.Conv2d(1, 4, 3, padding=1, padding_mode="circular")) is None
+
+
+def test_onnx_runtime_gives_torch_embeddings(features: torch.Tensor, tmp_path: Path) -> None:
+    """The exported CAM++ embeds real speech as torch does, at a window's length, between,
+    and at the shortest row embedded; and a second load reuses the exported file."""
+    import torch
+
+    from stages.compat.campplus import CamPlusPlus
+
+    model = CamPlusPlus()
+    assert model.use_onnx(tmp_path, threads=1)
+    (exported,) = tmp_path.iterdir()
+    written = exported.stat().st_mtime_ns
+    for frames in (1000, 613, 50):
+        x = (features[:frames] - features[:frames].mean(dim=0)).unsqueeze(0)
+        with torch.inference_mode():
+            want, got = model.campplus(x), model._campplus(x)
+        assert torch.nn.functional.cosine_similarity(want, got).item() > 0.9999
+        torch.testing.assert_close(got, want, rtol=1e-3, atol=1e-3)
+    assert CamPlusPlus().use_onnx(tmp_path, threads=1)
+    assert exported.stat().st_mtime_ns == written
+
+
+def test_onnx_runtime_that_disagrees_keeps_torch(
+        tmp_path: Path, caplog: pytest.LogCaptureFixture) -> None:
+    """A cached export that is not CAM++ (a damaged or stale file under its name) fails
+    the check at load: torch stays in use, and the log says why."""
+    import torch
+
+    from stages.compat import onnx
+    from stages.compat.campplus import CamPlusPlus
+
+    assert CamPlusPlus().use_onnx(tmp_path, threads=1)
+    (exported,) = tmp_path.iterdir()
+    exported.unlink()
+    onnx.exported(torch.nn.Flatten(), torch.zeros(1, 998, 80), exported,
+                  {0: "batch", 1: "frames"})
+    model = CamPlusPlus()
+    with caplog.at_level("WARNING", logger="stages.compat.onnx"):
+        assert not model.use_onnx(tmp_path, threads=1)
+    assert "differ from torch's" in caplog.text
+    assert model._onnx is None
