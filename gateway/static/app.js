@@ -82,6 +82,7 @@ function setUpSubmit() {
       if (form[name].value) body.append(name, form[name].value);
     }
     body.append("diarize", form.diarize.checked ? "true" : "false");
+    if (form.identify.checked) body.append("identify", "true");
     status.textContent = "Uploading…";
     $("submit-button").disabled = true;
     try {
@@ -226,7 +227,7 @@ function showSpeakers(job) {
       try {
         const renamed = await (await api(`/jobs/${job.id}/speakers`, {
           method: "PATCH", headers: { "Content-Type": "application/json" },
-          body: JSON.stringify({ [label]: wanted }) })).json();
+          body: JSON.stringify({ [label]: wanted, enroll: $("enroll").checked }) })).json();
         showJob({ ...current, result: renamed });
       } catch (error) {
         input.value = name;

@@ -128,7 +128,15 @@ async def test_a_conversation_through_the_page(deploy: Any, tmp_path: Path) -> N
         assert start - 0.01 <= at < start + 1.0, (start, at)
         assert start <= marked <= at + 0.01, (start, marked, at)
 
+        # Named with "remember" ticked: the voice is known to the next job that asks.
+        await page.get_by_label("Remember the voices I name").check()
         await rename_and_delete(page, service, job_id, "SPEAKER_00", "Alice")
+        known = (await service.http.get("/speakers")).json()
+        assert [v["name"] for v in known] == ["Alice"], known
+        await page.get_by_label("Name known voices").check()
+        job_id = await upload(page, sample_wav())
+        await expect(page.locator("#job-status")).to_have_text("completed", timeout=600_000)
+        await expect(page.get_by_label("Name of SPEAKER_00")).to_have_value("Alice")
         assert chrome.hosts() == {"127.0.0.1"}, chrome.requests
 
 
