@@ -16,13 +16,14 @@ import argparse
 import statistics
 import tempfile
 import time
-from collections.abc import Iterator, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 import msgspec
 
+from benchmark import scoring
 from benchmark.evalset import HALVES, EvalFile, build
 from stages.types import SpeakerTurn
 from tests.support.audio import sample_dir
@@ -81,28 +82,12 @@ def tests_conversation(directory: Path) -> EvalFile:
     return EvalFile(CONVERSATION, CONVERSATION, path, turns)
 
 
-def _annotation(turns: Iterator[tuple[float, float, str]]) -> Any:
-    from pyannote.core import Annotation, Segment
-
-    annotation = Annotation()
-    for start, end, speaker in turns:
-        annotation[Segment(start, end)] = speaker
-    return annotation
-
-
 def reference(file: EvalFile) -> Any:
-    return _annotation((t.start, t.end, t.speaker) for t in file.turns)
-
-
-def hypothesis(turns: list[SpeakerTurn]) -> Any:
-    return _annotation((t.start, t.end, t.speaker) for t in turns)
+    return scoring.annotation([SpeakerTurn(t.start, t.end, t.speaker) for t in file.turns])
 
 
 def der(file: EvalFile, turns: list[SpeakerTurn]) -> float:
-    from pyannote.metrics.diarization import DiarizationErrorRate
-
-    metric = DiarizationErrorRate(collar=0.0, skip_overlap=False)
-    return float(metric(reference(file), hypothesis(turns)))
+    return scoring.der_against(reference(file), turns)
 
 
 @dataclass
@@ -247,7 +232,8 @@ def score_words(file: EvalFile, record: Any, segments: list[dict[str, Any]],
 
     from stages.transcribe import assign_speakers
 
-    mapping = DiarizationErrorRate().optimal_mapping(reference(file), hypothesis(record.turns))
+    mapping = DiarizationErrorRate().optimal_mapping(reference(file),
+                                                     scoring.annotation(record.turns))
     for segment in assign_speakers(copy.deepcopy(segments), record):
         for word in segment.get("words") or []:
             middle = (word["start"] + word["end"]) / 2

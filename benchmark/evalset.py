@@ -15,7 +15,6 @@ version of each).
 from __future__ import annotations
 
 import random
-import subprocess
 import wave
 from dataclasses import dataclass
 from pathlib import Path
@@ -23,7 +22,7 @@ from pathlib import Path
 import numpy as np
 import numpy.typing as npt
 
-from tests.support.media_gen import SAMPLE_RATE, Turn, speak, write_wav
+from tests.support.media_gen import SAMPLE_RATE, Turn, altered, speak, write_wav
 
 HALVES = ("tune", "report")
 #: Speaker counts of each half's files.
@@ -103,10 +102,7 @@ class EvalFile:
 def _said(directory: Path, voice: Voice, text: str, index: int) -> npt.NDArray[np.float32]:
     clip = speak(directory / f"{voice.name}-{index}.wav", list(voice.espeak), text)
     if voice.cents:
-        shifted = clip.with_suffix(".shifted.wav")
-        subprocess.run(["sox", "-R", str(clip), str(shifted), "pitch", str(voice.cents)],
-                       check=True)
-        clip = shifted
+        clip = altered(clip, clip.with_suffix(".shifted.wav"), ["pitch", str(voice.cents)])
     with wave.open(str(clip), "rb") as w:
         pcm = np.frombuffer(w.readframes(w.getnframes()), "<i2")
     # espeak-ng pads each clip with silence; a turn is the speech in it.

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Any
 
 import msgspec
 
@@ -30,18 +31,30 @@ def wer(result_path: Path) -> float:
     return float(jiwer.wer(truth, said))
 
 
-def der_of_turns(turns: list[SpeakerTurn]) -> float:
-    """DER (collar 0, overlap scored) of ``turns`` against sample.rttm."""
+def annotation(turns: list[SpeakerTurn]) -> Any:
+    """``turns`` as a pyannote Annotation."""
     from pyannote.core import Annotation, Segment
-    from pyannote.database.util import load_rttm
-    from pyannote.metrics.diarization import DiarizationErrorRate
 
-    reference = next(iter(load_rttm(str(sample_dir() / "sample.rttm")).values()))  # type: ignore[no-untyped-call]
     hypothesis = Annotation()
     for turn in turns:
         hypothesis[Segment(turn.start, turn.end)] = turn.speaker
+    return hypothesis
+
+
+def der_against(reference: Any, turns: list[SpeakerTurn]) -> float:
+    """DER (collar 0, overlap scored) of ``turns`` against a ``reference`` Annotation."""
+    from pyannote.metrics.diarization import DiarizationErrorRate
+
     metric = DiarizationErrorRate(collar=0.0, skip_overlap=False)
-    return float(metric(reference, hypothesis))
+    return float(metric(reference, annotation(turns)))
+
+
+def der_of_turns(turns: list[SpeakerTurn]) -> float:
+    """DER of ``turns`` against sample.rttm."""
+    from pyannote.database.util import load_rttm
+
+    reference = next(iter(load_rttm(str(sample_dir() / "sample.rttm")).values()))  # type: ignore[no-untyped-call]
+    return der_against(reference, turns)
 
 
 def der(diarization_path: Path) -> float:

@@ -158,6 +158,6 @@ def enrollment_sample(directory: Path, speaker: str, text: str | None = None) ->
 def altered(source: Path, target: Path, effects: list[str]) -> Path:
     """``source`` through sox ``effects`` (e.g. ["pitch", "40"], ["tempo", "1.1"]), as a
     16 kHz mono WAV: the same voices, as another recording would give them."""
-    subprocess.run(["sox", str(source), "-r", str(SAMPLE_RATE), "-c", "1", "-b", "16",
+    subprocess.run(["sox", "-R", str(source), "-r", str(SAMPLE_RATE), "-c", "1", "-b", "16",
                     str(target), *effects], check=True)
     return target
