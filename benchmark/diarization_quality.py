@@ -68,11 +68,7 @@ class Scores:
 
 
 def pyannote_sample() -> EvalFile:
-    turns = []
-    for line in (sample_dir() / "sample.rttm").read_text().splitlines():
-        fields = line.split()
-        start, seconds = float(fields[3]), float(fields[4])
-        turns.append(Turn(start, start + seconds, fields[7], ""))
+    turns = [Turn(t.start, t.end, t.speaker, "") for t in scoring.sample_turns()]
     return EvalFile(SAMPLE, SAMPLE, sample_dir() / "sample.wav", turns)
 
 
@@ -99,7 +95,7 @@ class Prepared:
     record: Any  # today's setting's stages.artifacts.Diarization
 
 
-def _params(setting: Setting) -> dict[str, dict[str, Any]]:
+def params(setting: Setting) -> dict[str, dict[str, Any]]:
     from stages.models import OFFLINE_DIARIZATION_PARAMS
 
     return {**OFFLINE_DIARIZATION_PARAMS,
@@ -160,7 +156,7 @@ def score(pipeline: Any, prepared: list[Prepared], setting: Setting) -> dict[str
 
     from stages.diarize import recluster, to_record
 
-    pipeline.instantiate(_params(setting))
+    pipeline.instantiate(params(setting))
     scores = {half: Scores() for half in (*HALVES, *GUARDS)}
     with torch.inference_mode():
         for p in prepared:
@@ -174,7 +170,7 @@ def score(pipeline: Any, prepared: list[Prepared], setting: Setting) -> dict[str
                 exact.append(len(record.speakers) == p.file.speakers)
                 if forced is None:
                     half.found.append(len(record.speakers))
-    pipeline.instantiate(_params(today()))
+    pipeline.instantiate(params(today()))
     return scores
 
 

@@ -1,10 +1,12 @@
 """Child process: where the offline diarization's time goes, at several audio lengths.
 
-``python -m benchmark.diarization_split WORK SECONDS...`` prints one JSON line, a
-:class:`SplitRun`: one :class:`Split` per length, each pyannote's sample repeated to that
-length (written under WORK) and run once through stages.diarize.diarize, after an untimed
-warm-up on the sample itself, whose DER it reports. The pipeline is the one the settings
-in the environment select (DIARIZATION_ONNX=false: torch's).
+``python -m benchmark.diarization_split [--before] WORK SECONDS...`` prints one JSON line,
+a :class:`SplitRun`: one :class:`Split` per length, each pyannote's sample repeated to that
+length (written under WORK) and run once through stages.diarize.diarize, with its DER
+against the sample's reference repeated alike, after an untimed warm-up on the sample
+itself, whose DER it reports. The pipeline is the one the settings in the environment
+select (DIARIZATION_ONNX=false: torch's); ``--before`` sets it back to the offline
+setting before issue 28 (:func:`set_before`), to be run with DIARIZATION_ONNX=false.
 
 The steps are timed from outside pyannote's code: the models' forward passes through
 torch's forward hooks, pyannote's steps by wrapping the loaded pipeline's methods for the
@@ -37,6 +39,7 @@ STEPS = ("segmentation inference", "segmentation other", "embedding inference",
 class Split(msgspec.Struct):
     audio_seconds: float
     seconds: float  # the whole run
+    der: float  # against the sample's reference repeated to the same length
     steps: dict[str, float]  # seconds per step of STEPS, adding up to ``seconds``
     peak_rss_mb: float  # above the loaded pipeline
 
@@ -125,7 +128,20 @@ def split(clock: _Clock, seconds: float) -> dict[str, float]:
     return steps
 
 
-def main(work: Path, lengths: list[float]) -> None:
+def set_before(pipeline: Any) -> None:
+    """``pipeline`` (the offline one) as the setting before issue 28 had it, but for its
+    models' runtime (DIARIZATION_ONNX): the clustering until 2026-12-04, and every active
+    frame of a window embedded (until 2026-12-06)."""
+    from benchmark.diarization_quality import PREVIOUS, params
+    from stages import compat
+
+    pipeline.instantiate(params(PREVIOUS))
+    embedding = compat.pyannote.pyannote_embedding_model(pipeline)
+    assert embedding is not None, "the offline pipeline embeds with CAM++"
+    embedding.max_frames = None
+
+
+def main(work: Path, lengths: list[float], before: bool) -> None:
     replies = reply_channel()
     import torch
 
@@ -136,6 +152,8 @@ def main(work: Path, lengths: list[float]) -> None:
     from stages.settings import Settings
 
     pipeline = models.diarization(Settings.from_env(device="cpu")).model
+    if before:
+        set_before(pipeline)
     loaded_mb = memory.rss_mb()
     speakers: dict[str, int | None] = {"num_speakers": None, "min_speakers": None,
                                        "max_speakers": None}
@@ -153,9 +171,10 @@ def main(work: Path, lengths: list[float]) -> None:
         memory.reset_peak()
         with _timed(pipeline, clock), torch.inference_mode():
             started = time.perf_counter()
-            diarize(pipeline, file, speakers, progress)
+            output, _ = diarize(pipeline, file, speakers, progress)
             elapsed = time.perf_counter() - started
-        return Split(seconds, elapsed, split(clock, elapsed), memory.peak_rss_mb() - loaded_mb)
+        return Split(seconds, elapsed, scoring.der_of_turns(to_record(output).turns, seconds),
+                     split(clock, elapsed), memory.peak_rss_mb() - loaded_mb)
 
     # The warm-up: the first call pays one-off costs.
     with torch.inference_mode():
@@ -167,4 +186,7 @@ def main(work: Path, lengths: list[float]) -> None:
 
 
 if __name__ == "__main__":
-    main(Path(sys.argv[1]), [float(s) for s in sys.argv[2:]])
+    args = sys.argv[1:]
+    before = args[:1] == ["--before"]
+    args = args[1:] if before else args
+    main(Path(args[0]), [float(s) for s in args[1:]], before)

@@ -8,7 +8,7 @@ from typing import Any
 import msgspec
 
 from stages.types import Result, SpeakerTurn
-from tests.support.audio import sample_dir
+from tests.support.audio import duration, sample_dir
 
 
 class Diarized(msgspec.Struct):
@@ -49,12 +49,36 @@ def der_against(reference: Any, turns: list[SpeakerTurn]) -> float:
     return float(metric(reference, annotation(turns)))
 
 
-def der_of_turns(turns: list[SpeakerTurn]) -> float:
-    """DER of ``turns`` against sample.rttm."""
-    from pyannote.database.util import load_rttm
+def sample_turns() -> list[SpeakerTurn]:
+    """sample.rttm's turns."""
+    turns = []
+    for line in (sample_dir() / "sample.rttm").read_text().splitlines():
+        fields = line.split()
+        start = float(fields[3])
+        turns.append(SpeakerTurn(start, start + float(fields[4]), fields[7]))
+    return turns
 
-    reference = next(iter(load_rttm(str(sample_dir() / "sample.rttm")).values()))  # type: ignore[no-untyped-call]
-    return der_against(reference, turns)
+
+def repeated_turns(turns: list[SpeakerTurn], period: float,
+                   seconds: float) -> list[SpeakerTurn]:
+    """The turns of a recording ``period`` s long repeated and cut to ``seconds``, as
+    tests.support.audio.repeated makes its audio: whole copies end to end, then cut."""
+    out = []
+    for copy in range(int(seconds // period) + 1):
+        offset = copy * period
+        for turn in turns:
+            start, end = turn.start + offset, min(turn.end + offset, seconds)
+            if start < end:
+                out.append(SpeakerTurn(start, end, turn.speaker))
+    return out
+
+
+def der_of_turns(turns: list[SpeakerTurn], seconds: float | None = None) -> float:
+    """DER of ``turns`` against sample.rttm, or against it repeated to ``seconds``."""
+    reference = sample_turns()
+    if seconds is not None:
+        reference = repeated_turns(reference, duration(sample_dir() / "sample.wav"), seconds)
+    return der_against(annotation(reference), turns)
 
 
 def der(diarization_path: Path) -> float:

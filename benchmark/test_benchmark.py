@@ -165,3 +165,15 @@ def test_the_chosen_setting_is_no_worse_on_the_sample() -> None:
                Setting(0.35, 4): scores(0.1, 0.056, three_found=False),
                better: scores(0.3, 0.057)}
     assert choose(results) == better
+
+
+def test_the_reference_of_a_repeated_recording() -> None:
+    """Whole copies end to end, shifted by the recording's length, the last cut."""
+    from benchmark.scoring import repeated_turns
+    from stages.types import SpeakerTurn
+
+    turns = [SpeakerTurn(0.5, 2.0, "A"), SpeakerTurn(3.0, 4.0, "B")]
+    assert repeated_turns(turns, 4.0, 9.5) == [
+        SpeakerTurn(0.5, 2.0, "A"), SpeakerTurn(3.0, 4.0, "B"),
+        SpeakerTurn(4.5, 6.0, "A"), SpeakerTurn(7.0, 8.0, "B"),
+        SpeakerTurn(8.5, 9.5, "A")]
