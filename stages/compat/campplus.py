@@ -29,9 +29,12 @@ _WINDOW_FRAMES = 998
 # Frames of a speaker's activity in one window that its embedding is computed from: the
 # middle ones when there are more. pyannote's windows overlap by 9 s of 10, so every
 # second of speech is in up to ten rows; CAM++'s time is in proportion to the frames, and
-# 2 s of the window's middle serve the clustering as well as all of it (docs/performance.md,
-# "Where diarize's time goes", 2026-12-06).
-MAX_FRAMES = 200
+# 3 s of the activity's middle serve the clustering as well as all of it, where 2 s split
+# a speaker of a long recording (docs/performance.md, "Where diarize's time goes").
+MAX_FRAMES = 300
+# Rows CAM++ on ONNX Runtime embeds in one call: on 2 cores 8 rows of 3 s take 18 % less
+# time a row than one, and more save nothing (docs/performance.md, 2026-12-06).
+_BATCH_ROWS = 8
 _CHECKED_FRAMES = (_MIN_FRAMES, 397, _WINDOW_FRAMES)
 
 
@@ -79,21 +82,36 @@ class CamPlusPlus(Model):
             return self._embed(waveforms, weights)
 
     def _embed(self, waveforms: torch.Tensor, weights: torch.Tensor | None) -> torch.Tensor:
-        rows = []
+        out = torch.full((waveforms.shape[0], DIMENSION), float("nan"), device=waveforms.device)
+        by_length: dict[int, list[tuple[int, torch.Tensor]]] = {}
+        window: tuple[torch.Tensor, torch.Tensor] | None = None  # a waveform and its fbank
         for i in range(waveforms.shape[0]):
-            features = _fbank(waveforms[i])
+            # pyannote hands each window over once per local speaker, one after the other:
+            # its fbank (5 ms for 10 s) is computed once.
+            if window is None or not torch.equal(window[0], waveforms[i]):
+                window = (waveforms[i], _fbank(waveforms[i]))
+            features = window[1]
             if weights is not None:
                 features = _active(features, weights[i])
-            if features.shape[0] < _MIN_FRAMES and weights is not None:
-                rows.append(torch.full((DIMENSION,), float("nan"), device=waveforms.device))
-                continue
+                if features.shape[0] < _MIN_FRAMES:
+                    continue
             if self.max_frames is not None and features.shape[0] > self.max_frames:
                 start = (features.shape[0] - self.max_frames) // 2
                 features = features[start:start + self.max_frames]
             # Mean normalisation over the speaker's own frames, as CAM++ was trained.
             features = features - features.mean(dim=0, keepdim=True)
-            rows.append(self._campplus(features.unsqueeze(0))[0])
-        return torch.stack(rows)
+            by_length.setdefault(features.shape[0], []).append((i, features))
+        # Rows of one length go through ONNX Runtime together, which pads nothing and
+        # changes no value; with the cap most rows are MAX_FRAMES long. Torch's
+        # convolutions take one at a time: batched, their buffers raised the stage's peak
+        # by 90 MB at 1 min.
+        at_once = 1 if self._onnx is None else _BATCH_ROWS
+        for rows in by_length.values():
+            for first in range(0, len(rows), at_once):
+                batch = rows[first:first + at_once]
+                embeddings = self._campplus(torch.stack([features for _, features in batch]))
+                out[[i for i, _ in batch]] = embeddings
+        return out
 
     def _export(self, cache: Path) -> Path:
         # Exported whole: the slices are a loop over each row's length, which an export
