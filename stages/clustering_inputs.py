@@ -37,6 +37,9 @@ class Provenance(msgspec.Struct, frozen=True, kw_only=True):
     segmentation_step: float  # as a fraction of the segmentation window
     segmentation_threshold: float | None  # None for powerset models, which need none
     exclude_overlap: bool  # whether embeddings left overlapped speech out
+    # The most frames of a speaker's activity one embedding is computed from (the offline
+    # CAM++'s cap); None: all of them. Files saved before the field existed do not match.
+    embedding_frames: int | None
 
 
 class Meta(msgspec.Struct, frozen=True, kw_only=True):

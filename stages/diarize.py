@@ -101,6 +101,7 @@ def provenance(settings: Settings, pipeline: Any, audio_path: Path) -> clusterin
 
     # Powerset segmentation models have no threshold (pyannote's parameters omit it).
     threshold = getattr(pipeline.segmentation, "threshold", None)
+    embedding = compat.pyannote.pyannote_embedding_model(pipeline)
     return clustering_inputs.Provenance(
         audio_sha256=clustering_inputs.audio_digest(audio_path),
         model=settings.diarization_identity,
@@ -108,6 +109,7 @@ def provenance(settings: Settings, pipeline: Any, audio_path: Path) -> clusterin
         segmentation_step=float(pipeline.segmentation_step),
         segmentation_threshold=None if threshold is None else float(threshold),
         exclude_overlap=bool(pipeline.embedding_exclude_overlap),
+        embedding_frames=getattr(embedding, "max_frames", None),
     )
 
 

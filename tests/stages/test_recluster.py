@@ -4,6 +4,7 @@ running the segmentation and embedding models again."""
 from __future__ import annotations
 
 import contextlib
+import json
 import logging
 import shutil
 from collections import Counter
@@ -123,7 +124,8 @@ def test_changed_audio_is_diarized_again(
 def _provenance(**changes: Any) -> clustering_inputs.Provenance:
     fields: dict[str, Any] = {
         "audio_sha256": "0" * 64, "model": "offline", "pyannote": "4.0.7",
-        "segmentation_step": 0.1, "segmentation_threshold": None, "exclude_overlap": False}
+        "segmentation_step": 0.1, "segmentation_threshold": None, "exclude_overlap": False,
+        "embedding_frames": 300}
     return clustering_inputs.Provenance(**{**fields, **changes})
 
 
@@ -150,6 +152,16 @@ def test_saved_inputs_round_trip_only_for_the_same_provenance(tmp_path: Path) ->
 
     assert clustering_inputs.load(target, _provenance(audio_sha256="1" * 64)) is None
     assert clustering_inputs.load(target, _provenance(segmentation_step=0.2)) is None
+    assert clustering_inputs.load(target, _provenance(embedding_frames=None)) is None
+    # Saved by a version before the cap on embedded frames: computed without it.
+    with np.load(target) as saved:
+        arrays = dict(saved)
+    meta = json.loads(arrays["meta"].tobytes())
+    del meta["provenance"]["embedding_frames"]
+    arrays["meta"] = np.frombuffer(json.dumps(meta).encode(), dtype=np.uint8)
+    with target.open("wb") as out:
+        np.savez(out, **arrays)
+    assert clustering_inputs.load(target, _provenance()) is None
     assert clustering_inputs.load(tmp_path / "missing.npz", _provenance()) is None
     target.write_bytes(b"not a zip file")
     assert clustering_inputs.load(target, _provenance()) is None
