@@ -40,8 +40,9 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
                         help="write a table of every figure for docs/performance.md to this file")
     parser.add_argument("--full", action="store_true",
                         help="the long sizes: 5 min overhead file, 20 throughput jobs (also "
-                        "with CPU_THREADS=1 on diarize), 30 min stages run, 3 repeats of "
-                        "each diarization setting")
+                        "with CPU_THREADS=1 on diarize), 30 min stages and diarization "
+                        "runs, 5 rounds of the diarization settings, the diarization "
+                        "evaluation set")
     parser.add_argument("--whisper-model", default=os.environ.get("WHISPER_MODEL", "base"))
     parser.add_argument("--keep", action="store_true",
                         help="keep the work folder (jobs, logs) for inspection")

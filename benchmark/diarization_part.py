@@ -1,6 +1,8 @@
 """Part ``diarization``: RTF, DER and memory of the diarization speed knobs on pyannote's
-sample, whether the stage's setting is the fastest one that keeps DER, and where the
-stage's time goes at longer lengths (benchmark.diarization_split)."""
+sample, whether the stage's setting is the fastest one that keeps DER, where the stage's
+time goes at longer lengths (benchmark.diarization_split), and with ``--full`` its
+figures on voices it was not tuned on (benchmark.diarization_quality), each beside the
+setting before issue 28."""
 
 from __future__ import annotations
 
@@ -11,7 +13,9 @@ from pathlib import Path
 import msgspec
 
 from benchmark.diarization_child import Knobs, Trial
+from benchmark.diarization_quality import GUARDS, QualityRun
 from benchmark.diarization_split import STEPS, SplitRun
+from benchmark.evalset import HALVES
 from benchmark.procs import Processes, child_env
 from benchmark.report import PartResult
 from tests.support.audio import duration, sample_wav
@@ -27,6 +31,10 @@ FULL_SPLIT_SECONDS = (60.0, 300.0, 1800.0)
 #: Issue 28's speed target: the stage's RTF from 5 min of audio on.
 TARGET_RTF = 0.08
 TARGET_FROM_SECONDS = 300.0
+#: Issue 28's quality targets on the evaluation set's report half.
+REPORT = "report"
+COUNT_EXACT = 0.9
+DER_LOWER = 0.3
 STAGE = "stage setting"
 BEFORE = "before issue 28 (torch, threshold 0.70, min cluster 12, every frame embedded)"
 #: The split's configurations: name, the child's options, its environment.
@@ -144,4 +152,45 @@ def run(work: Path, procs: Processes, full: bool) -> PartResult:
         "other = the rest of pyannote's step (windows, cropping, aggregation); clustering "
         "= from the end of the embeddings to the first reconstruction; 30 min with --full "
         "only")
+    if full:
+        quality(part, procs)
     return part
+
+
+def quality(part: PartResult, procs: Processes) -> None:
+    """The evaluation set's figures (benchmark.diarization_quality) of the stage's setting
+    and of the setting before issue 28, with issue 28's targets on the report half."""
+    runs = {name: msgspec.json.decode(
+        _child(procs, "diarization_quality", ["--json", *args],
+               log=f"diarization_quality-{name.split(' (')[0].replace(' ', '-')}", **env),
+        type=QualityRun) for name, args, env in ((STAGE, [], {}), (BEFORE, ["--before"],
+                                                                   {"DIARIZATION_ONNX": "false"}))}
+    add_quality(part, runs)
+
+
+def add_quality(part: PartResult, runs: dict[str, QualityRun]) -> None:
+    """``runs``' figures, STAGE's and BEFORE's, into ``part``."""
+    for half in (*HALVES, *GUARDS):
+        for name, run in runs.items():
+            figures, label = run.halves[half], f"evaluation set {half}, {name}"
+            target = name == STAGE and half == REPORT
+            part.add(f"{label}: speaker count exact", 100 * figures.count_exact, "%",
+                     *((f">= {100 * COUNT_EXACT:g} %", figures.count_exact >= COUNT_EXACT)
+                       if target else ()))
+            lower = runs[BEFORE].halves[half].der * (1 - DER_LOWER)
+            part.add(f"{label}: DER", figures.der, "",
+                     *((f"<= {lower:.3f} ({100 * DER_LOWER:g} % below before issue 28)",
+                        figures.der <= lower) if target else ()))
+            part.add(f"{label}: with num_speakers, count exact",
+                     100 * figures.forced_count_exact, "%")
+            part.add(f"{label}: with num_speakers, DER", figures.forced_der)
+    for kind, share in runs[STAGE].words.items():
+        part.add(f"evaluation set, stage setting: words given the speaker who said them, "
+                 f"{kind} diarization", 100 * share, "%")
+    part.notes.append(
+        "evaluation set (--full only): benchmark/evalset.py's 20 synthetic conversations of "
+        "2-6 voices, halves tune and report with no voice in common (the stage's setting "
+        "was chosen on tune), the guards pyannote's sample and the tests' conversation; "
+        "before issue 28 = its embeddings computed then as well (python -m "
+        "benchmark.diarization_quality --before); mean DER per file, collar 0; words: "
+        "Whisper tiny.en's, against who really spoke")

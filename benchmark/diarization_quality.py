@@ -19,11 +19,12 @@ import time
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, TextIO
 
 import msgspec
 
 from benchmark import scoring
+from benchmark.channel import reply_channel
 from benchmark.evalset import HALVES, EvalFile, build
 from stages.types import SpeakerTurn
 from tests.support.audio import sample_dir
@@ -66,6 +67,28 @@ class Scores:
                 f"{100 * statistics.mean(self.forced_exact):5.1f} %, "
                 f"DER {statistics.mean(self.forced_ders):.3f}")
 
+    def figures(self) -> Figures:
+        return Figures(statistics.mean(self.exact), statistics.mean(self.ders),
+                       statistics.mean(self.forced_exact), statistics.mean(self.forced_ders))
+
+
+class Figures(msgspec.Struct):
+    """One setting on one half or guard: the means over its files (shares from 0 to 1)."""
+
+    count_exact: float
+    der: float
+    forced_count_exact: float
+    forced_der: float
+
+
+class QualityRun(msgspec.Struct):
+    """What ``--json`` prints: the stage's setting (or, with ``--before``, the setting
+    before issue 28) on each half and guard, and the share of words given the speaker who
+    said them, per diarization (exclusive, regular; none with ``--before``)."""
+
+    halves: dict[str, Figures]
+    words: dict[str, float]
+
 
 def pyannote_sample() -> EvalFile:
     turns = [Turn(t.start, t.end, t.speaker, "") for t in scoring.sample_turns()]
@@ -106,6 +129,18 @@ def params(setting: Setting) -> dict[str, dict[str, Any]]:
 
 #: The offline setting until 2026-12-04, tuned on pyannote's sample alone.
 PREVIOUS = Setting(0.70, 12)
+
+
+def set_before(pipeline: Any) -> None:
+    """``pipeline`` (the offline one) as the setting before issue 28 had it, but for its
+    models' runtime (DIARIZATION_ONNX): the clustering until 2026-12-04, and every active
+    frame of a window embedded (until 2026-12-06)."""
+    from stages import compat
+
+    pipeline.instantiate(params(PREVIOUS))
+    embedding = compat.pyannote.pyannote_embedding_model(pipeline)
+    assert embedding is not None, "the offline pipeline embeds with CAM++"
+    embedding.max_frames = None
 
 
 def today() -> Setting:
@@ -253,10 +288,19 @@ def main(argv: Sequence[str] | None = None) -> int:
                         "here (a later run with the same --dir only re-clusters)")
     parser.add_argument("--whisper-model", default="tiny.en",
                         help="the model whose words are given speakers")
+    parser.add_argument("--before", action="store_true",
+                        help="the setting before issue 28 alone, its embeddings computed as "
+                        "then (with DIARIZATION_ONNX=false for its torch models; no --dir)")
+    parser.add_argument("--json", action="store_true",
+                        help="end with one JSON line of the figures (a QualityRun) on stdout, "
+                        "the rest on stderr")
     args = parser.parse_args(argv)
+    if args.before and args.dir:
+        parser.error("--before computes its own embeddings: it keeps none in --dir")
     import os
 
     os.environ.setdefault("HF_HUB_OFFLINE", "1")
+    replies = reply_channel() if args.json else None
     from stages import models
     from stages.settings import Settings
 
@@ -267,7 +311,17 @@ def main(argv: Sequence[str] | None = None) -> int:
               f"{sum(f.turns[-1].end for f in files) / 60:.1f} min; "
               "diarizing each once", flush=True)
         pipeline = models.diarization(Settings.from_env(device="cpu")).model
+        if args.before:
+            set_before(pipeline)
         prepared = prepare(pipeline, files, args.dir)
+        if args.before:
+            before = score(pipeline, prepared, PREVIOUS)
+            for half in (*HALVES, *GUARDS):
+                print(f"before issue 28 ({PREVIOUS.describe()}), {half:>6}: "
+                      f"{before[half].line()}")
+            if replies is not None:
+                reply(replies, QualityRun({h: before[h].figures() for h in before}, {}))
+            return 0
         results = {s: score(pipeline, prepared, s) for s in
                    dict.fromkeys([today(), PREVIOUS, *(Setting(t, m) for t in THRESHOLDS
                                                         for m in MIN_CLUSTER_SIZES)])}
@@ -292,7 +346,16 @@ def main(argv: Sequence[str] | None = None) -> int:
                         segments, words["regular"])
         for kind, counted in words.items():
             print(f"word speakers from the {kind:>9} diarization: {counted.line()}")
+        if replies is not None:
+            reply(replies, QualityRun(
+                {h: results[today()][h].figures() for h in results[today()]},
+                {kind: counted.right / max(counted.words, 1) for kind, counted in words.items()}))
     return 0
+
+
+def reply(replies: TextIO, run: QualityRun) -> None:
+    replies.write(msgspec.json.encode(run).decode() + "\n")
+    replies.close()
 
 
 if __name__ == "__main__":

@@ -6,7 +6,8 @@ length (written under WORK) and run once through stages.diarize.diarize, with it
 against the sample's reference repeated alike, after an untimed warm-up on the sample
 itself, whose DER it reports. The pipeline is the one the settings in the environment
 select (DIARIZATION_ONNX=false: torch's); ``--before`` sets it back to the offline
-setting before issue 28 (:func:`set_before`), to be run with DIARIZATION_ONNX=false.
+setting before issue 28 (benchmark.diarization_quality.set_before), to be run with
+DIARIZATION_ONNX=false.
 
 The steps are timed from outside pyannote's code: the models' forward passes through
 torch's forward hooks, pyannote's steps by wrapping the loaded pipeline's methods for the
@@ -128,19 +129,6 @@ def split(clock: _Clock, seconds: float) -> dict[str, float]:
     return steps
 
 
-def set_before(pipeline: Any) -> None:
-    """``pipeline`` (the offline one) as the setting before issue 28 had it, but for its
-    models' runtime (DIARIZATION_ONNX): the clustering until 2026-12-04, and every active
-    frame of a window embedded (until 2026-12-06)."""
-    from benchmark.diarization_quality import PREVIOUS, params
-    from stages import compat
-
-    pipeline.instantiate(params(PREVIOUS))
-    embedding = compat.pyannote.pyannote_embedding_model(pipeline)
-    assert embedding is not None, "the offline pipeline embeds with CAM++"
-    embedding.max_frames = None
-
-
 def main(work: Path, lengths: list[float], before: bool) -> None:
     replies = reply_channel()
     import torch
@@ -153,6 +141,8 @@ def main(work: Path, lengths: list[float], before: bool) -> None:
 
     pipeline = models.diarization(Settings.from_env(device="cpu")).model
     if before:
+        from benchmark.diarization_quality import set_before
+
         set_before(pipeline)
     loaded_mb = memory.rss_mb()
     speakers: dict[str, int | None] = {"num_speakers": None, "min_speakers": None,

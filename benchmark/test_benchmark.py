@@ -177,3 +177,25 @@ def test_the_reference_of_a_repeated_recording() -> None:
         SpeakerTurn(0.5, 2.0, "A"), SpeakerTurn(3.0, 4.0, "B"),
         SpeakerTurn(4.5, 6.0, "A"), SpeakerTurn(7.0, 8.0, "B"),
         SpeakerTurn(8.5, 9.5, "A")]
+
+
+def test_issue_28s_quality_targets_are_on_the_stages_report_half() -> None:
+    """Count exact in 90 % of the report files, DER 30 % below the setting before issue
+    28 on the same files; the other halves and the guards carry no target."""
+    from benchmark.diarization_part import BEFORE, STAGE, add_quality
+    from benchmark.diarization_quality import Figures, QualityRun
+    from benchmark.report import PartResult
+
+    def run(der: float, exact: float) -> QualityRun:
+        halves = {h: Figures(exact, der, 1.0, der)
+                  for h in ("tune", "report", "sample", "conversation")}
+        return QualityRun(halves, {})
+
+    part = PartResult(part="diarization")
+    add_quality(part, {STAGE: run(0.27, 0.9), BEFORE: run(0.4, 0.2)})
+    judged = {f.name: f.passed for f in part.figures if f.target is not None}
+    assert judged == {"evaluation set report, stage setting: speaker count exact": True,
+                      "evaluation set report, stage setting: DER": True}
+    part = PartResult(part="diarization")
+    add_quality(part, {STAGE: run(0.29, 0.8), BEFORE: run(0.4, 0.2)})
+    assert [f.passed for f in part.figures if f.target is not None] == [False, False]
