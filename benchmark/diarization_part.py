@@ -89,6 +89,11 @@ def _child(procs: Processes, name: str, args: list[str], log: str | None = None,
     return line
 
 
+def _log(child: str, configuration: str) -> str:
+    """The log's name of ``child`` run for one of CONFIGURATIONS."""
+    return f"{child}-{configuration.split(' (')[0].replace(' ', '-')}"
+
+
 def _label(seconds: float) -> str:
     return f"{seconds / 60:g} min"
 
@@ -126,7 +131,7 @@ def run(work: Path, procs: Processes, full: bool) -> PartResult:
     for runtime, args, env in CONFIGURATIONS:
         runs[runtime] = result = msgspec.json.decode(
             _child(procs, "diarization_split", [*args, str(work / "audio"), *map(str, lengths)],
-                   log=f"diarization_split-{runtime.split(' (')[0].replace(' ', '-')}", **env),
+                   log=_log("diarization_split", runtime), **env),
             type=SplitRun)
         part.add(f"{runtime}: DER on the sample", result.der)
         for one in result.splits:
@@ -162,9 +167,8 @@ def quality(part: PartResult, procs: Processes) -> None:
     and of the setting before issue 28, with issue 28's targets on the report half."""
     runs = {name: msgspec.json.decode(
         _child(procs, "diarization_quality", ["--json", *args],
-               log=f"diarization_quality-{name.split(' (')[0].replace(' ', '-')}", **env),
-        type=QualityRun) for name, args, env in ((STAGE, [], {}), (BEFORE, ["--before"],
-                                                                   {"DIARIZATION_ONNX": "false"}))}
+               log=_log("diarization_quality", name), **env),
+        type=QualityRun) for name, args, env in CONFIGURATIONS if name in (STAGE, BEFORE)}
     add_quality(part, runs)
 
 

@@ -230,8 +230,12 @@ class WordScore:
     overlapped: int = 0  # words said while two people spoke
     overlapped_right: int = 0
 
+    @property
+    def share(self) -> float:
+        return self.right / max(self.words, 1)
+
     def line(self) -> str:
-        share = self.right / max(self.words, 1)
+        share = self.share
         overlap = self.overlapped_right / max(self.overlapped, 1)
         return (f"{100 * share:5.1f} % of {self.words} words; in overlaps "
                 f"{100 * overlap:5.1f} % of {self.overlapped}")
@@ -349,7 +353,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         if replies is not None:
             reply(replies, QualityRun(
                 {h: results[today()][h].figures() for h in results[today()]},
-                {kind: counted.right / max(counted.words, 1) for kind, counted in words.items()}))
+                {kind: counted.share for kind, counted in words.items()}))
     return 0
 
 
